@@ -1,0 +1,79 @@
+//! The warp server's routes: REST under `/api/v1`, the event stream at `/ws`, and the
+//! dashboard at `/`.
+//!
+//! Handlers reach the actors through `Addr::send(..).timeout(..)` and read the history
+//! through the read-only pool, so nothing here blocks a tokio worker.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+mod health;
+mod jobs;
+mod settings;
+mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use tokio::sync::watch;
+use warp::{Filter, Rejection, Reply};
+
+use crate::broadcast::Broadcaster;
+use crate::config::{AuthConfig, Settings};
+use crate::health::Health;
+use crate::jobs::JobCreator;
+use crate::registry::PrinterRegistry;
+use crate::store::ReadPool;
+
+pub use error::ApiError;
+
+/// How long a handler waits for an actor's answer before answering 503. A write takes
+/// milliseconds; seconds mean the disk has stalled, and the client should hear so.
+pub const ACTOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub creator: Addr<JobCreator>,
+    pub broadcaster: Addr<Broadcaster>,
+    pub reads: ReadPool,
+    pub settings: watch::Receiver<Settings>,
+    pub printers: PrinterRegistry,
+    pub health: Arc<Health>,
+    pub auth: Arc<AuthConfig>,
+}
+
+fn with_state(
+    st: AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || st.clone())
+}
+
+/// All routes, with errors turned into the JSON error shape.
+pub fn routes(
+    st: AppState,
+) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    let api = auth::require(st.auth.clone()).and(
+        jobs::routes(st.clone())
+            .or(settings::routes(st.clone()))
+            .or(health::routes(st.clone())),
+    );
+    let ws = ws::route(st.clone());
+    let index = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::reply::html(INDEX_HTML));
+    api.or(ws)
+        .or(index)
+        .recover(error::recover)
+        .with(warp::reply::with::header("cache-control", "no-store"))
+}
+
+/// Until the dashboard lands (its own issue), `/` says where things are.
+const INDEX_HTML: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>printfarmd</title></head>
+<body><h1>printfarmd</h1><p>The REST API is under <code>/api/v1</code> (<a href="/api/v1/jobs">jobs</a>,
+<a href="/api/v1/settings">settings</a>, <a href="/api/v1/health">health</a>); the event stream is the WebSocket at <code>/ws</code>.</p></body></html>"#;
+
+pub(crate) fn reject_err(e: impl Into<ApiError>) -> Rejection {
+    e.into().reject()
+}

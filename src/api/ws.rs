@@ -1,0 +1,198 @@
+//! `/ws`: the event stream (design.md §4).
+//!
+//! Each connection gets an outbox from the Broadcaster and two halves: a writer task that
+//! drains the outbox into the socket, and a reader (this task) that answers `ping` and
+//! applies `subscribe`. The writer never holds a lock while it sends, and the Broadcaster
+//! never waits on it, so one slow client cannot slow anyone else; when the outbox
+//! overflows the writer is woken even in the middle of a send and the client is closed
+//! with a reason.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::{Filter, Rejection, Reply};
+
+use super::{ACTOR_TIMEOUT, ApiError, AppState, auth, with_state};
+use crate::broadcast::client::TOO_SLOW_REASON;
+use crate::broadcast::{Client, Connect, Disconnect, EventKind, Filter as EventFilter};
+use crate::domain::PrinterId;
+use crate::time;
+
+/// Largest message a client may send. Client messages are small commands; a
+/// `subscribe` naming a thousand printers is ~40 KB.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// How long the writer tries to deliver a close frame before dropping the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Close codes: 1001 going away (shutdown), 1013 try again later (too slow), 1008
+/// policy (bad key).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TRY_AGAIN: u16 = 1013;
+
+#[derive(Deserialize)]
+struct Query {
+    api_key: Option<String>,
+}
+
+pub fn route(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("ws")
+        .and(warp::get())
+        .and(warp::query::<Query>())
+        .and(warp::header::optional::<String>("x-api-key"))
+        .and(warp::ws())
+        .and(with_state(st))
+        .and_then(
+            |q: Query, key: Option<String>, ws: Ws, st: AppState| async move {
+                auth::check(&st.auth, q.api_key.as_deref().or(key.as_deref()))
+                    .map_err(ApiError::reject)?;
+                let client = st
+                    .broadcaster
+                    .send(Connect)
+                    .timeout(ACTOR_TIMEOUT)
+                    .await
+                    .map_err(super::reject_err)?;
+                Ok::<_, Rejection>(
+                    ws.max_message_size(MAX_CLIENT_MESSAGE)
+                        .on_upgrade(move |socket| session(socket, client, st)),
+                )
+            },
+        )
+}
+
+async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {
+    let (tx, mut rx) = socket.split();
+    let writer = tokio::spawn(write_loop(tx, client.clone()));
+    while let Some(msg) = rx.next().await {
+        let Ok(msg) = msg else { break };
+        if msg.is_close() {
+            break;
+        }
+        if let Ok(text) = msg.to_str() {
+            handle_client_message(&client, text);
+        }
+    }
+    client.close("client went away");
+    st.broadcaster.do_send(Disconnect(client.id));
+    let _ = writer.await;
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Ping,
+    Subscribe {
+        #[serde(default)]
+        events: Option<Vec<String>>,
+        #[serde(default)]
+        printer_ids: Option<Vec<String>>,
+    },
+}
+
+fn reply(client: &Client, v: serde_json::Value) {
+    client.reply(Arc::from(v.to_string()));
+}
+
+fn error_reply(client: &Client, code: &str, message: String) {
+    reply(
+        client,
+        json!({"type": "error", "data": {"code": code, "message": message}, "timestamp": time::format(time::now())}),
+    );
+}
+
+fn handle_client_message(client: &Client, text: &str) {
+    let msg = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return error_reply(
+                client,
+                "invalid_message",
+                format!(
+                    "could not read the message ({e}); send {{\"type\":\"ping\"}} or {{\"type\":\"subscribe\",\"events\":[..],\"printer_ids\":[..]}}"
+                ),
+            );
+        }
+    };
+    match msg {
+        ClientMessage::Ping => reply(
+            client,
+            json!({"type": "pong", "timestamp": time::format(time::now())}),
+        ),
+        ClientMessage::Subscribe {
+            events,
+            printer_ids,
+        } => {
+            let mut filter = EventFilter::default();
+            for name in events.iter().flatten() {
+                match EventKind::parse(name) {
+                    Some(k) => filter.events |= k.bit(),
+                    None => {
+                        let known: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                        return error_reply(
+                            client,
+                            "invalid_subscription",
+                            format!("unknown event {name:?}; known events: {}", known.join(", ")),
+                        );
+                    }
+                }
+            }
+            let mut ids = HashSet::new();
+            for id in printer_ids.iter().flatten() {
+                match PrinterId::new(id.clone()) {
+                    Ok(p) => {
+                        ids.insert(p);
+                    }
+                    Err(e) => return error_reply(client, "invalid_subscription", e),
+                }
+            }
+            filter.printer_ids = ids;
+            client.set_filter(filter);
+            reply(
+                client,
+                json!({"type": "subscribed", "data": {"events": events.unwrap_or_default(), "printer_ids": printer_ids.unwrap_or_default()}, "timestamp": time::format(time::now())}),
+            );
+        }
+    }
+}
+
+async fn write_loop<S>(mut tx: S, client: Arc<Client>)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let reason = 'outer: loop {
+        let batch = client.take();
+        let idle = batch.messages.is_empty();
+        for m in batch.messages {
+            tokio::select! {
+                biased;
+                _ = client.abort.notified() => break 'outer Some(TOO_SLOW_REASON.to_owned()),
+                sent = tx.send(Message::text(m.as_ref())) => if sent.is_err() { break 'outer None },
+            }
+        }
+        if let Some(reason) = batch.close {
+            break Some(reason);
+        }
+        if idle {
+            client.ready.notified().await;
+        }
+    };
+    if let Some(reason) = reason {
+        let code = if reason == TOO_SLOW_REASON {
+            CLOSE_TRY_AGAIN
+        } else {
+            CLOSE_GOING_AWAY
+        };
+        if reason == TOO_SLOW_REASON {
+            tracing::info!(
+                client = client.id,
+                "closing a WebSocket client that fell behind"
+            );
+        }
+        let _ =
+            tokio::time::timeout(CLOSE_TIMEOUT, tx.send(Message::close_with(code, reason))).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, tx.close()).await;
+}

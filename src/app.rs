@@ -1,0 +1,164 @@
+//! Wiring: builds the actors and the server from a configuration and runs them until the
+//! shutdown signal.
+//!
+//! `run(config, listener, shutdown)` is the daemon's whole public face: the caller binds
+//! the listener (so tests use port 0 and a port in use is a clear error, not a panic)
+//! and decides what shutdown means (SIGINT/SIGTERM in `main`). It must run inside an
+//! actix System on a multi-thread tokio runtime (`System::with_tokio_rt`): actors live on
+//! the System thread, the JobCreator on its own thread, and warp on the tokio workers.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::broadcast::{Broadcaster, CloseAll};
+use crate::config::Config;
+use crate::health::Health;
+use crate::jobs::JobCreator;
+use crate::jobs::creator::Tick;
+use crate::registry::PrinterRegistry;
+use crate::store::{self, ReadPool};
+
+/// How often progress is written and published: at most one `job_updated` a second
+/// per job (design.md §4), and one fsync a second for all progress on the farm.
+const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long in-flight HTTP requests get to finish after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reason sent to WebSocket clients when the daemon stops.
+pub const SHUTDOWN_REASON: &str = "printfarmd is shutting down";
+
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db_path = config.database.path.clone();
+    let conn = store::open_writer(&db_path)
+        .with_context(|| format!("opening the database {}", db_path.display()))?;
+    let saved = store::settings::load(&conn).context("reading saved settings")?;
+    let settings = saved.apply(&config.settings());
+    tracing::info!(
+        database = %db_path.display(),
+        auto_create = settings.job_creation_auto_create,
+        monitoring_interval = settings.monitoring_interval,
+        printers = config.printers.len(),
+        "starting"
+    );
+    let (settings_tx, settings_rx) = watch::channel(settings);
+
+    let health = Arc::new(Health::default());
+    let printers = PrinterRegistry::from_config(&config.printers);
+    let broadcaster = Broadcaster::new().start();
+
+    // The SyncArbiter calls the factory on its thread, and again if the actor ever
+    // restarts; the connection opened (and migrated) above is used the first time.
+    let first = Mutex::new(Some(conn));
+    let factory = {
+        let (broadcaster, printers, health) =
+            (broadcaster.clone(), printers.clone(), health.clone());
+        move || {
+            let conn = first
+                .lock()
+                .ok()
+                .and_then(|mut c| c.take())
+                .unwrap_or_else(|| {
+                    store::open_writer(&db_path)
+                        .unwrap_or_else(|e| panic!("reopening the database: {e}"))
+                });
+            JobCreator::new(
+                conn,
+                broadcaster.clone(),
+                settings_tx.clone(),
+                printers.clone(),
+                health.clone(),
+            )
+        }
+    };
+    let creator = SyncArbiter::start(1, factory);
+    {
+        let creator = creator.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                // A full mailbox means the writer is busy; the next tick will do.
+                if let Err(actix::prelude::SendError::Closed(_)) = creator.try_send(Tick) {
+                    break;
+                }
+            }
+        });
+    }
+
+    let state = AppState {
+        creator,
+        broadcaster: broadcaster.clone(),
+        reads: ReadPool::new(&config.database.path),
+        settings: settings_rx,
+        printers,
+        health,
+        auth: Arc::new(config.auth.clone()),
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "printfarmd {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(());
+    };
+    tokio::spawn(signal);
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(api::routes(state))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = stop_rx.await;
+            let _ = drained_tx.send(());
+        });
+    let server = tokio::spawn(server.run());
+    // Once the signal came, close WebSocket clients (they are not part of warp's drain)
+    // and give HTTP requests a bounded time to finish.
+    if drained_rx.await.is_ok() {
+        broadcaster.do_send(CloseAll(SHUTDOWN_REASON));
+        if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+            tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; stopping anyway");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

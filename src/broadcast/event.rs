@@ -1,0 +1,97 @@
+//! The events clients receive over `/ws` (design.md §4) and their wire form.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::domain::PrinterId;
+use crate::time::{self, Timestamp};
+
+/// The `type` of a WebSocket message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A print started and a job was created for it.
+    JobAutoCreated,
+    /// A job was created by hand.
+    JobCreated,
+    /// A job changed (status at once; progress at most once a second per job).
+    JobUpdated,
+    /// A job was deleted; data is `{"id": ..}`.
+    JobDeleted,
+    /// A printer's live status, coalesced to at most one a second per printer.
+    PrinterStatus,
+    /// The live settings changed; data is the whole settings object.
+    SettingsUpdated,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::JobAutoCreated,
+        EventKind::JobCreated,
+        EventKind::JobUpdated,
+        EventKind::JobDeleted,
+        EventKind::PrinterStatus,
+        EventKind::SettingsUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::JobAutoCreated => "job_auto_created",
+            EventKind::JobCreated => "job_created",
+            EventKind::JobUpdated => "job_updated",
+            EventKind::JobDeleted => "job_deleted",
+            EventKind::PrinterStatus => "printer_status",
+            EventKind::SettingsUpdated => "settings_updated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Bit for subscription masks.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// Something that happened, before it gets its sequence number.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The printer it concerns, for `subscribe` filters (none for settings).
+    pub printer_id: Option<PrinterId>,
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, printer_id: Option<PrinterId>, data: impl Serialize) -> Self {
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        Self {
+            kind,
+            printer_id,
+            data,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: &'a serde_json::Value,
+    timestamp: String,
+    seq: u64,
+}
+
+/// The message as sent: serialised once and shared by every client that receives it.
+pub fn encode(ev: &Event, seq: u64, at: Timestamp) -> Arc<str> {
+    let env = Envelope {
+        kind: ev.kind.as_str(),
+        data: &ev.data,
+        timestamp: time::format(at),
+        seq,
+    };
+    serde_json::to_string(&env).unwrap_or_default().into()
+}

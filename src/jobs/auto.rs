@@ -1,0 +1,235 @@
+//! The JobCreator's side of automatic job creation: it feeds each printer's observations
+//! to its `PrinterTracker`, carries out the decisions against the database, and confirms
+//! them to the tracker only once they are written (so a failed write is retried on the
+//! next status). Progress is batched: it is kept in memory and written, for every job
+//! that moved, in one transaction a second — one fsync per second for the whole farm —
+//! and each such job gets one `job_updated` event. Status changes are written and
+//! published at once.
+
+use serde_json::{Map, Value, json};
+
+use super::creator::{JobCreator, record_of};
+use super::lifecycle::{Decision, Observation, Start, same_file};
+use super::model::Job;
+use crate::broadcast::EventKind;
+use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
+use crate::store::{self, StoreError};
+use crate::time::{self, Timestamp};
+
+impl JobCreator {
+    /// One status from one printer.
+    pub(super) fn observe(
+        &mut self,
+        printer: &PrinterId,
+        printer_type: PrinterType,
+        obs: &Observation,
+    ) {
+        let decisions = self.tracker(printer).observe(obs);
+        for d in decisions {
+            let r = match d {
+                Decision::Continue {
+                    job_id,
+                    status,
+                    progress,
+                    elapsed_s,
+                } => self.continue_print(printer, &job_id, status, progress, elapsed_s, obs.at),
+                Decision::Close {
+                    job_id,
+                    status,
+                    end_time,
+                } => self.close_print(printer, &job_id, status, end_time),
+                Decision::Start(s) => self.start_print(printer, printer_type, s, obs.at),
+            };
+            if let Err(e) = r {
+                // Logged (rate-limited) and shown on /health by `track`; the tracker
+                // was not told, so the next status from this printer retries.
+                tracing::debug!(printer_id = %printer, error = %e, "job update not written; will retry");
+                break;
+            }
+        }
+    }
+
+    fn continue_print(
+        &mut self,
+        printer: &PrinterId,
+        id: &JobId,
+        status: JobStatus,
+        progress: Option<f64>,
+        elapsed: Option<i64>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(job) = self.open.get_mut(id) else {
+            return Err(StoreError::NotFound(id.to_string()));
+        };
+        let progress = progress.map(|p| p.clamp(0.0, 100.0));
+        let status_changed = job.status != status;
+        let progress_changed = progress.is_some_and(|p| p != job.progress);
+        if !status_changed && !progress_changed {
+            self.tracker(printer).progressed(status, progress, elapsed);
+            return Ok(());
+        }
+        if let Some(p) = progress {
+            job.progress = p;
+        }
+        job.updated_at = at;
+        if status_changed {
+            job.status = status;
+            let job = job.clone();
+            self.track(store::jobs::update(&self.conn, &job))?;
+            self.dirty.remove(id);
+            tracing::info!(job_id = %id, printer_id = %printer, status = %status, "job status changed");
+            self.publish_job(EventKind::JobUpdated, &job);
+        } else {
+            self.dirty.insert(id.clone());
+        }
+        self.tracker(printer).progressed(status, progress, elapsed);
+        Ok(())
+    }
+
+    fn close_print(
+        &mut self,
+        printer: &PrinterId,
+        id: &JobId,
+        status: JobStatus,
+        end: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(mut job) = self.open.get(id).cloned() else {
+            // Not cached (deleted meanwhile): nothing to write, just forget it.
+            self.tracker(printer).closed(id, end);
+            return Ok(());
+        };
+        job.end_time = Some(end);
+        job.set_status(status, end);
+        job.updated_at = time::now();
+        self.track(store::jobs::update(&self.conn, &job))?;
+        self.open.remove(id);
+        self.dirty.remove(id);
+        self.tracker(printer).closed(id, end);
+        tracing::info!(job_id = %id, printer_id = %printer, status = %status, "print ended");
+        self.publish_job(EventKind::JobUpdated, &job);
+        Ok(())
+    }
+
+    fn start_print(
+        &mut self,
+        printer: &PrinterId,
+        printer_type: PrinterType,
+        s: Start,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if let Some(job) = self.pending_manual_job(printer, &s.filename)? {
+            return self.attach_manual(job, &s, at);
+        }
+        if !self.settings.borrow().job_creation_auto_create {
+            return Ok(());
+        }
+        let mut info = Map::new();
+        info.insert("auto_created".into(), Value::Bool(true));
+        info.insert("discovery_time".into(), json!(time::format(at)));
+        if let Some(t) = s.printer_start_time {
+            info.insert("printer_start_time".into(), json!(time::format(t)));
+        }
+        info.insert(
+            "discovered_on_startup".into(),
+            Value::Bool(s.discovered_on_startup),
+        );
+        let job = Job {
+            id: JobId::generate(),
+            printer_id: printer.clone(),
+            printer_type,
+            job_name: s.job_name,
+            filename: s.filename,
+            status: s.status,
+            progress: s.progress,
+            start_time: Some(s.start_time),
+            end_time: None,
+            estimated_duration: s.estimated_duration,
+            actual_duration: None,
+            customer_info: info,
+            notes: None,
+            created_at: at,
+            updated_at: at,
+            printer_job_id: s.printer_job_id,
+            printer_start_time: s.printer_start_time,
+        };
+        self.track(store::jobs::insert(&self.conn, &job))?;
+        tracing::info!(job_id = %job.id, printer_id = %printer, file = %job.filename, discovered_on_startup = s.discovered_on_startup, "print started; job created");
+        let mut rec = record_of(&job);
+        rec.last_elapsed = s.elapsed_s;
+        self.tracker(printer).opened(rec);
+        self.open.insert(job.id.clone(), job.clone());
+        self.publish_job(EventKind::JobAutoCreated, &job);
+        Ok(())
+    }
+
+    /// The newest pending manual job for this printer and file, if any.
+    fn pending_manual_job(
+        &self,
+        printer: &PrinterId,
+        filename: &str,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, filename FROM jobs WHERE printer_id = ?1 AND status = 'pending' ORDER BY seq DESC LIMIT 50",
+        )?;
+        let rows = stmt.query_map([printer.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (id, file) = row?;
+            if same_file(&file, filename) {
+                return store::jobs::get(&self.conn, &id);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Rule 7, the other way round: a job posted by hand before the print started
+    /// becomes that print's job.
+    fn attach_manual(&mut self, mut job: Job, s: &Start, at: Timestamp) -> Result<(), StoreError> {
+        job.start_time = Some(s.start_time);
+        job.set_status(s.status, at);
+        job.progress = s.progress;
+        job.printer_job_id = s.printer_job_id.clone();
+        job.printer_start_time = s.printer_start_time;
+        if job.estimated_duration.is_none() {
+            job.estimated_duration = s.estimated_duration;
+        }
+        job.updated_at = at;
+        self.track(store::jobs::update(&self.conn, &job))?;
+        tracing::info!(job_id = %job.id, printer_id = %job.printer_id, "print started; attached to the pending manual job");
+        let mut rec = record_of(&job);
+        rec.last_elapsed = s.elapsed_s;
+        self.tracker(&job.printer_id).opened(rec);
+        self.open.insert(job.id.clone(), job.clone());
+        self.publish_job(EventKind::JobUpdated, &job);
+        Ok(())
+    }
+
+    /// Writes every job whose progress moved since the last flush, in one transaction,
+    /// then publishes one `job_updated` for each.
+    pub(super) fn flush_progress(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let jobs: Vec<Job> = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.open.get(id).cloned())
+            .collect();
+        let write = || -> Result<(), StoreError> {
+            let tx = self.conn.unchecked_transaction()?;
+            for j in &jobs {
+                store::jobs::update(&tx, j)?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        let r = write();
+        if self.track(r).is_ok() {
+            self.dirty.clear();
+            for j in &jobs {
+                self.publish_job(EventKind::JobUpdated, j);
+            }
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The job-lifecycle state machine: from one printer's stream of observations, decide
+//! when a print starts, continues and ends (design.md §2). Plain values in, plain
+//! decisions out; the JobCreator executes the decisions against the database and then
+//! confirms them here (`opened`, `closed`, `progressed`), so a failed write leaves the
+//! tracker as it was and the next status retries.
+//!
+//! What tells one print from another, strongest first:
+//! 1. the printer's own job id (Bambu task/subtask id when not "0", PrusaLink `job.id`);
+//! 2. the start time the printer reports (Bambu `gcode_start_time`), within 5 minutes;
+//! 3. the file name, with no sign of a restart: a print whose progress fell back by more
+//!    than `RESTART_PROGRESS_DROP` points, or whose elapsed time fell back by more than
+//!    `RESTART_ELAPSED_DROP`, is a new print. (A start time derived as now − elapsed is
+//!    not compared: it jitters, and on some firmware moves with every pause.)
+//! 4. the state edge: once the printer has reported an end or idle state, the next
+//!    print is a new one even when every field above is the same (Bambu reuses
+//!    `gcode_start_time` for reprints with task id "0").
+//!
+//! The tracker holds only the open print and a few recently closed ones per printer —
+//! never history — so it stays small however long the daemon runs.
+
+use std::collections::VecDeque;
+
+use chrono::Duration;
+
+use crate::domain::{JobId, JobStatus, PrinterType};
+use crate::time::Timestamp;
+
+/// Printer-reported start times of one print differ by at most this (design.md §2).
+pub const START_TIME_TOLERANCE: Duration = Duration::minutes(5);
+/// Progress falling back by more than this many points means a new print.
+pub const RESTART_PROGRESS_DROP: f64 = 5.0;
+/// Elapsed print time falling back by more than this means a new print.
+pub const RESTART_ELAPSED_DROP: i64 = 120;
+/// How long a closed print is remembered to ignore stale or flapping reports of it.
+pub const RECENT_WINDOW: Duration = Duration::minutes(10);
+/// Closed prints remembered per printer (a printer ends a print every few minutes at
+/// the very most; four covers any flapping seen in practice).
+pub const RECENT_MAX: usize = 4;
+/// Progress at or above which a print that ended unseen is taken as completed.
+pub const COMPLETED_PROGRESS: f64 = 99.0;
+
+/// What the printer says it is doing, normalised across protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservedState {
+    Idle,
+    Preparing,
+    Printing,
+    Paused,
+    Finished,
+    Failed,
+    Cancelled,
+    Unknown,
+}
+
+/// One status from one printer, reduced to what the lifecycle needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub printer_type: PrinterType,
+    /// False while the printer cannot be reached: such statuses never open or close jobs.
+    pub connected: bool,
+    pub state: ObservedState,
+    /// Normalised file name (folders such as `cache/` stripped).
+    pub filename: Option<String>,
+    /// Display name, when the printer gives one.
+    pub job_name: Option<String>,
+    pub printer_job_id: Option<String>,
+    pub printer_start_time: Option<Timestamp>,
+    pub elapsed_s: Option<i64>,
+    pub progress: Option<f64>,
+    pub remaining_s: Option<i64>,
+    /// The first full status after (re)connecting: not a transition (protocols §2.8).
+    pub first_after_connect: bool,
+    pub at: Timestamp,
+}
+
+impl Observation {
+    fn is_active(&self) -> bool {
+        match self.state {
+            ObservedState::Printing | ObservedState::Paused => true,
+            ObservedState::Preparing => self.filename.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// What identifies a print and what was last seen of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrintRecord {
+    pub job_id: JobId,
+    pub filename: String,
+    pub printer_job_id: Option<String>,
+    pub printer_start_time: Option<Timestamp>,
+    pub status: JobStatus,
+    pub last_progress: f64,
+    pub last_elapsed: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Recent {
+    print: PrintRecord,
+    closed_at: Timestamp,
+    /// The printer has reported an end or idle state since: a same-looking print is new.
+    ended_since: bool,
+}
+
+/// A print has started and has no job yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    pub filename: String,
+    pub job_name: String,
+    pub printer_job_id: Option<String>,
+    pub printer_start_time: Option<Timestamp>,
+    /// Best known start: the printer's, else now − elapsed, else now.
+    pub start_time: Timestamp,
+    pub status: JobStatus,
+    pub progress: f64,
+    pub estimated_duration: Option<i64>,
+    /// The print was already under way in the first status after the daemon started.
+    pub discovered_on_startup: bool,
+    pub elapsed_s: Option<i64>,
+}
+
+/// What the JobCreator should do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// The open job continues; `status` is running or paused.
+    Continue {
+        job_id: JobId,
+        status: JobStatus,
+        progress: Option<f64>,
+        elapsed_s: Option<i64>,
+    },
+    /// The open job ended.
+    Close {
+        job_id: JobId,
+        status: JobStatus,
+        end_time: Timestamp,
+    },
+    /// A new print: attach a pending manual job or create one (if auto-creation is on).
+    Start(Start),
+}
+
+/// One printer's lifecycle.
+#[derive(Clone, Debug, Default)]
+pub struct PrinterTracker {
+    open: Option<PrintRecord>,
+    recent: VecDeque<Recent>,
+    /// Whether a connected status has been seen since the daemon started, and the print
+    /// that status showed under way, if any.
+    seen_since_start: bool,
+    startup_print: Option<(Option<String>, String)>,
+    last_state: Option<ObservedState>,
+}
+
+fn file_of(obs: &Observation) -> String {
+    obs.filename.clone().unwrap_or_default()
+}
+
+/// Whether an observation continues `rec`. An end state is compared on identity only:
+/// printers zero their counters when a print is cancelled.
+fn same_print(rec: &PrintRecord, obs: &Observation) -> bool {
+    if let (Some(a), Some(b)) = (&rec.printer_job_id, &obs.printer_job_id) {
+        return a == b;
+    }
+    if obs.filename.as_deref().is_some_and(|f| f != rec.filename) {
+        return false;
+    }
+    if let (Some(a), Some(b)) = (rec.printer_start_time, obs.printer_start_time) {
+        return (a - b).abs() <= START_TIME_TOLERANCE;
+    }
+    if end_status(obs.state).is_some() {
+        return true;
+    }
+    let progress_fell = obs
+        .progress
+        .is_some_and(|p| p + RESTART_PROGRESS_DROP < rec.last_progress);
+    let elapsed_fell = matches!((rec.last_elapsed, obs.elapsed_s), (Some(a), Some(b)) if b + RESTART_ELAPSED_DROP < a);
+    !(progress_fell || elapsed_fell)
+}
+
+fn end_status(state: ObservedState) -> Option<JobStatus> {
+    match state {
+        ObservedState::Finished => Some(JobStatus::Completed),
+        ObservedState::Failed => Some(JobStatus::Failed),
+        ObservedState::Cancelled => Some(JobStatus::Cancelled),
+        _ => None,
+    }
+}
+
+/// A job whose end was not seen: completed if it had (nearly) finished, else unknown.
+fn unseen_end(rec: &PrintRecord) -> JobStatus {
+    if rec.last_progress >= COMPLETED_PROGRESS {
+        JobStatus::Completed
+    } else {
+        JobStatus::Unknown
+    }
+}
+
+impl PrinterTracker {
+    /// A tracker that re-adopts the job left open by a previous run (rule 6).
+    pub fn with_open(open: Option<PrintRecord>) -> Self {
+        Self {
+            open,
+            ..Default::default()
+        }
+    }
+
+    pub fn open(&self) -> Option<&PrintRecord> {
+        self.open.as_ref()
+    }
+
+    /// Decides what `obs` means. Only observation bookkeeping changes here; the job
+    /// state changes when the JobCreator confirms a decision.
+    pub fn observe(&mut self, obs: &Observation) -> Vec<Decision> {
+        if !obs.connected {
+            return Vec::new();
+        }
+        let active = obs.is_active();
+        let first = !self.seen_since_start;
+        if first {
+            self.seen_since_start = true;
+            self.startup_print = active.then(|| (obs.printer_job_id.clone(), file_of(obs)));
+        }
+        let previous = self.last_state.replace(obs.state);
+        let mut out = Vec::new();
+        if active {
+            if let Some(open) = &self.open {
+                if same_print(open, obs) {
+                    let status = if obs.state == ObservedState::Paused {
+                        JobStatus::Paused
+                    } else {
+                        JobStatus::Running
+                    };
+                    out.push(Decision::Continue {
+                        job_id: open.job_id.clone(),
+                        status,
+                        progress: obs.progress,
+                        elapsed_s: obs.elapsed_s,
+                    });
+                    return out;
+                }
+                out.push(Decision::Close {
+                    job_id: open.job_id.clone(),
+                    status: unseen_end(open),
+                    end_time: obs.at,
+                });
+            } else if self.is_stale(obs) {
+                return out;
+            }
+            out.push(Decision::Start(self.start(obs)));
+            return out;
+        }
+        // Not printing: an end or idle state closes the open job; stale ones do nothing.
+        let ended = end_status(obs.state);
+        if ended.is_some() || obs.state == ObservedState::Idle {
+            for r in &mut self.recent {
+                r.ended_since = true;
+            }
+        }
+        if let Some(open) = &self.open {
+            let status = match (ended, obs.state) {
+                (Some(st), _) if obs.filename.is_none() || same_print(open, obs) => Some(st),
+                // The printer shows the end of a different print: ours ended unseen.
+                (Some(_), _) => Some(unseen_end(open)),
+                (None, ObservedState::Idle) => Some(
+                    // Older Bambu firmware reports a cancel as active → IDLE with no FAILED.
+                    if obs.printer_type == PrinterType::Bambu
+                        && !obs.first_after_connect
+                        && matches!(
+                            previous,
+                            Some(
+                                ObservedState::Printing
+                                    | ObservedState::Paused
+                                    | ObservedState::Preparing
+                            )
+                        )
+                    {
+                        JobStatus::Cancelled
+                    } else {
+                        unseen_end(open)
+                    },
+                ),
+                _ => None,
+            };
+            if let Some(status) = status {
+                out.push(Decision::Close {
+                    job_id: open.job_id.clone(),
+                    status,
+                    end_time: obs.at,
+                });
+            }
+        }
+        out
+    }
+
+    /// A report of a print that was just closed, with no end seen since (rule 3).
+    fn is_stale(&self, obs: &Observation) -> bool {
+        self.recent.iter().any(|r| {
+            obs.at - r.closed_at <= RECENT_WINDOW
+                && match (&r.print.printer_job_id, &obs.printer_job_id) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => !r.ended_since && same_print(&r.print, obs),
+                }
+        })
+    }
+
+    fn start(&self, obs: &Observation) -> Start {
+        let filename = file_of(obs);
+        let job_name = obs
+            .job_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| display_name(&filename));
+        let start_time = obs
+            .printer_start_time
+            .or_else(|| obs.elapsed_s.map(|e| obs.at - Duration::seconds(e.max(0))))
+            .unwrap_or(obs.at);
+        let estimated_duration = obs
+            .remaining_s
+            .map(|r| (obs.at - start_time).num_seconds().max(0) + r.max(0));
+        let discovered_on_startup = self
+            .startup_print
+            .as_ref()
+            .is_some_and(|(id, f)| *f == filename && (id.is_none() || *id == obs.printer_job_id));
+        Start {
+            filename,
+            job_name,
+            printer_job_id: obs.printer_job_id.clone(),
+            printer_start_time: obs.printer_start_time,
+            start_time,
+            status: if obs.state == ObservedState::Paused {
+                JobStatus::Paused
+            } else {
+                JobStatus::Running
+            },
+            progress: obs.progress.unwrap_or(0.0).clamp(0.0, 100.0),
+            estimated_duration,
+            discovered_on_startup,
+            elapsed_s: obs.elapsed_s,
+        }
+    }
+
+    /// A job was created or attached for the current print.
+    pub fn opened(&mut self, rec: PrintRecord) {
+        self.startup_print = None;
+        self.open = Some(rec);
+    }
+
+    /// The open job continues with this progress and status.
+    pub fn progressed(&mut self, status: JobStatus, progress: Option<f64>, elapsed: Option<i64>) {
+        if let Some(o) = &mut self.open {
+            o.status = status;
+            if let Some(p) = progress {
+                o.last_progress = p;
+            }
+            if elapsed.is_some() {
+                o.last_elapsed = elapsed;
+            }
+        }
+    }
+
+    /// The open job (or one the API closed or deleted) ended at `at`.
+    pub fn closed(&mut self, job_id: &JobId, at: Timestamp) {
+        let rec = match &self.open {
+            Some(o) if &o.job_id == job_id => self.open.take(),
+            _ => None,
+        };
+        if let Some(print) = rec {
+            self.recent.push_front(Recent {
+                print,
+                closed_at: at,
+                ended_since: false,
+            });
+            self.recent.truncate(RECENT_MAX);
+        }
+    }
+}
+
+/// Whether two file names name the same file: equal after stripping folders
+/// (`cache/x.3mf` = `x.3mf`), or equal without their print-file extension
+/// (`x.gcode.3mf` = `x.3mf`). Case matters.
+pub fn same_file(a: &str, b: &str) -> bool {
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+    base(a) == base(b) || display_name(a) == display_name(b)
+}
+
+/// `bracket_v3.gcode.3mf` → `bracket_v3`.
+pub fn display_name(filename: &str) -> String {
+    let base = filename.rsplit('/').next().unwrap_or(filename);
+    for ext in [".gcode.3mf", ".3mf", ".gcode", ".bgcode"] {
+        if let Some(s) = base.strip_suffix(ext) {
+            return s.to_owned();
+        }
+    }
+    base.to_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,9 @@
+//! Jobs: the model every client sees and the JobCreator, the one writer of the history.
+
+mod auto;
+pub mod creator;
+pub mod lifecycle;
+pub mod model;
+
+pub use creator::JobCreator;
+pub use model::{Job, JobPatch, NewJob};

@@ -1,0 +1,17 @@
+//! printfarmd: watches every printer on a farm and keeps a trustworthy job history.
+//!
+//! The parts follow design.md §1: `printers` (one supervised actor per printer),
+//! `jobs` (the JobCreator, the one writer), `broadcast` (the Broadcaster, WebSocket
+//! fan-out), `api` (warp: REST, `/ws`, dashboard), `store` (SQLite), `config`, and `app`,
+//! which wires them together behind `Application::build(..)` / `run(..)`.
+
+pub mod api;
+pub mod app;
+pub mod broadcast;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod jobs;
+pub mod registry;
+pub mod store;
+pub mod time;

@@ -1,0 +1,148 @@
+//! SQLite storage: one writable connection (owned by the JobCreator's thread) and a
+//! small pool of read-only connections for the REST handlers.
+//!
+//! WAL mode lets readers run beside the writer, so a large list query never delays
+//! status processing. The writer uses `synchronous = FULL`: every commit reaches the
+//! disk before it is acknowledged, so an acknowledged job survives `kill -9` and a
+//! power cut. (NORMAL would survive `kill -9` but may lose the last commits on power
+//! loss.) The cost is one fsync per commit; high-rate progress updates are batched by
+//! the JobCreator so that cost is paid per batch, not per report.
+
+pub mod jobs;
+mod migrations;
+pub mod printers;
+pub mod settings;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+pub use jobs::JobQuery;
+
+/// How long a statement waits on a lock held by another connection before giving up.
+/// Only the writer writes, so this is only reached if an outside tool holds a write
+/// lock (a backup, an operator's sqlite3 shell).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections kept for REST queries. Two cores: more would only queue on
+/// the CPU; fewer would make one slow query block the others.
+pub const READ_POOL_SIZE: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the disk holding the database is full; free space and the next write will succeed")]
+    DiskFull,
+    #[error(
+        "the database is locked by another program; close it (sqlite3 shell, backup) and retry"
+    )]
+    Locked,
+    #[error(
+        "the database is at schema version {found}, newer than this printfarmd supports ({supported}); upgrade printfarmd"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("the database worker is gone: {0}")]
+    Unavailable(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked,
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+/// Opens (creating if needed) the database for writing, applies migrations and sets
+/// the pragmas. Fails with a message naming the path when it cannot.
+pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "database {} cannot use WAL mode (got {mode}); put it on a local file system",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrations::apply(&mut conn)?;
+    Ok(conn)
+}
+
+/// Read-only connections for the REST handlers, used on tokio's blocking threads.
+#[derive(Clone)]
+pub struct ReadPool {
+    inner: Arc<ReadPoolInner>,
+}
+
+struct ReadPoolInner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    pub fn new(path: &Path) -> Self {
+        Self {
+            inner: Arc::new(ReadPoolInner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(READ_POOL_SIZE),
+            }),
+        }
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a read-only connection without blocking the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.inner.idle.lock().map(|mut v| v.pop()) {
+                Ok(Some(c)) => c,
+                _ => pool.open()?,
+            };
+            let out = f(&conn);
+            if let Ok(mut idle) = pool.inner.idle.lock() {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
