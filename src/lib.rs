@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod health;
 pub mod jobs;
+pub mod printers;
 pub mod registry;
 pub mod store;
 pub mod time;

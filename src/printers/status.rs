@@ -1,0 +1,156 @@
+//! The normalised status every driver produces (design.md §1), and the events a printer
+//! actor sends to the JobCreator. Drivers fill these from their protocol; the JobCreator
+//! turns them into lifecycle observations and the Broadcaster into `printer_status`.
+
+use actix::Message;
+use serde::Serialize;
+
+use crate::domain::{PrinterId, PrinterType};
+use crate::jobs::lifecycle::{ObservedState, Observation};
+use crate::time::Timestamp;
+
+/// How the daemon's connection to a printer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    Disconnected,
+    /// The printer refused the access code, password or API key.
+    AuthFailed,
+    /// Anything else that keeps us from talking to it (certificate mismatch, bad answers).
+    Error,
+}
+
+/// What the printer says it is doing, across protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrinterState {
+    Idle,
+    Preparing,
+    Printing,
+    Paused,
+    Finished,
+    Failed,
+    Cancelled,
+    Error,
+    Unknown,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Temperatures {
+    pub nozzle: Option<f64>,
+    pub nozzle_target: Option<f64>,
+    pub bed: Option<f64>,
+    pub bed_target: Option<f64>,
+    pub chamber: Option<f64>,
+}
+
+/// One printer's full state as its driver last understood it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrinterStatus {
+    pub printer_id: PrinterId,
+    pub printer_type: PrinterType,
+    pub connection: ConnectionState,
+    pub state: PrinterState,
+    /// File name with folders stripped (`cache/`, `/usb/`); for Bambu X1 `plate_N.gcode`
+    /// falls back to the task's name, as protocols.md §7 says.
+    pub filename: Option<String>,
+    /// A display name when the printer gives one (Bambu `subtask_name`, PrusaLink
+    /// `display_name`).
+    pub job_name: Option<String>,
+    /// The printer's own job id: Bambu task id when not "0", PrusaLink `job.id`.
+    pub printer_job_id: Option<String>,
+    /// When the printer says the print started (Bambu `gcode_start_time`).
+    pub printer_start_time: Option<Timestamp>,
+    pub elapsed_s: Option<i64>,
+    /// 0–100.
+    pub progress: Option<f64>,
+    pub remaining_s: Option<i64>,
+    pub layer: Option<u32>,
+    pub total_layers: Option<u32>,
+    pub temperatures: Temperatures,
+    /// An error the printer reports (Bambu `print_error`, PrusaLink ERROR state).
+    pub error: Option<String>,
+    /// Why the daemon cannot talk to the printer, in words a person can act on. Never
+    /// holds a secret.
+    pub last_error: Option<String>,
+    /// When data last arrived from the printer.
+    pub last_seen: Option<Timestamp>,
+    /// The first full status after a (re)connect: a snapshot, not a transition.
+    pub first_after_connect: bool,
+    /// When the driver produced this status.
+    pub observed_at: Timestamp,
+    /// The simulator's send stamp of the report behind this status (unix ms), used by
+    /// the load harness to measure report-to-WebSocket latency. None from real printers.
+    pub sim_sent_at_ms: Option<i64>,
+}
+
+impl PrinterStatus {
+    /// A status with nothing known yet, for a printer that is being connected to.
+    pub fn unknown(printer_id: PrinterId, printer_type: PrinterType, at: Timestamp) -> Self {
+        PrinterStatus {
+            printer_id,
+            printer_type,
+            connection: ConnectionState::Connecting,
+            state: PrinterState::Unknown,
+            filename: None,
+            job_name: None,
+            printer_job_id: None,
+            printer_start_time: None,
+            elapsed_s: None,
+            progress: None,
+            remaining_s: None,
+            layer: None,
+            total_layers: None,
+            temperatures: Temperatures::default(),
+            error: None,
+            last_error: None,
+            last_seen: None,
+            first_after_connect: false,
+            observed_at: at,
+            sim_sent_at_ms: None,
+        }
+    }
+
+    /// What the job lifecycle needs of this status.
+    pub fn observation(&self) -> Observation {
+        let state = match self.state {
+            PrinterState::Idle => ObservedState::Idle,
+            PrinterState::Preparing => ObservedState::Preparing,
+            PrinterState::Printing => ObservedState::Printing,
+            PrinterState::Paused => ObservedState::Paused,
+            PrinterState::Finished => ObservedState::Finished,
+            PrinterState::Failed => ObservedState::Failed,
+            PrinterState::Cancelled => ObservedState::Cancelled,
+            PrinterState::Error | PrinterState::Unknown => ObservedState::Unknown,
+        };
+        Observation {
+            printer_type: self.printer_type,
+            connected: self.connection == ConnectionState::Connected,
+            state,
+            filename: self.filename.clone(),
+            job_name: self.job_name.clone(),
+            printer_job_id: self.printer_job_id.clone(),
+            printer_start_time: self.printer_start_time,
+            elapsed_s: self.elapsed_s,
+            progress: self.progress,
+            remaining_s: self.remaining_s,
+            first_after_connect: self.first_after_connect,
+            at: self.observed_at,
+        }
+    }
+}
+
+/// What a printer actor tells the JobCreator.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum PrinterEvent {
+    Status(Box<PrinterStatus>),
+    /// A Bambu printer presented this certificate on first contact (no pin stored yet):
+    /// store it as the printer's pin.
+    CertificateSeen {
+        printer_id: PrinterId,
+        fingerprint_sha256_hex: String,
+    },
+}
