@@ -2,6 +2,14 @@
 //! turns what the printer says into a [`PrinterStatus`] for the JobCreator. Drivers know
 //! their protocol's quirks and nothing of jobs or SQL.
 
+pub mod actor;
+mod backoff;
+mod bad_payloads;
+pub mod bambu;
+pub mod driver;
+pub mod prusalink;
 pub mod status;
 
+pub use actor::{PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
+pub use driver::Tuning;
 pub use status::{ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures};

@@ -1,0 +1,436 @@
+//! A Bambu printer's state as its reports build it up, and its normalisation into a
+//! [`PrinterStatus`] (protocols.md §2.4–2.11). Plain code: JSON in, fields out.
+//!
+//! X1-class printers send the whole `print` object in every report; P1/A1 send only what
+//! changed (§2.5). One path serves both: every `push_status` is merged into a document
+//! (top-level keys overwrite, nested objects merge by key), and the status is read from
+//! the document. Other `print` messages (command acks) and other subsystems (`info`,
+//! `system`) carry no state and are left out.
+//!
+//! What the document alone cannot say is remembered per print (`JobMemory`): that a
+//! cancel code was seen (the printer clears `print_error` a few seconds after `FAILED`,
+//! §2.7 g), and the last non-zero progress and layer counters (zeroed on cancel, and
+//! `total_layer_num` may be sent only once, §7.1 quirk 11).
+//!
+//! A report whose known fields have the wrong type is refused as a whole, so the
+//! document only ever holds values of the documented types.
+
+use chrono::DateTime;
+use serde_json::{Map, Value};
+
+use crate::printers::status::{PrinterState, PrinterStatus, Temperatures};
+
+/// `print_error` values that mean the user cancelled the print: `0300_400C` ("task
+/// cancelled") and `0500_400E` ("printing was cancelled"), protocols.md §2.10.
+pub const CANCEL_CODES: [u64; 2] = [0x0300_400C, 0x0500_400E];
+
+/// Task ids clamped to the signed 32-bit maximum are not unique (§7.1 quirk 8).
+pub const CLAMPED_TASK_ID: &str = "2147483647";
+
+/// Why a report was skipped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    #[error("not JSON ({0})")]
+    NotJson(String),
+    #[error("not a JSON object")]
+    NotObject,
+    #[error("field `{0}` has the wrong type")]
+    WrongType(String),
+    #[error("{size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+}
+
+/// What a report was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A `push_status`, merged into the state.
+    Status,
+    /// Anything else (command acks, `info`, `system`): nothing to merge.
+    Other,
+}
+
+/// How a field of `push_status` must look for the report to be used.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A JSON string.
+    Text,
+    /// A string or a number (ids and times are strings, but some firmware sends numbers).
+    TextOrNumber,
+    /// A number, or a string holding one.
+    Number,
+    Array,
+}
+
+const FIELDS: &[(&str, Kind)] = &[
+    ("command", Kind::Text),
+    ("gcode_state", Kind::Text),
+    ("subtask_name", Kind::Text),
+    ("gcode_file", Kind::Text),
+    ("gcode_start_time", Kind::TextOrNumber),
+    ("task_id", Kind::TextOrNumber),
+    ("subtask_id", Kind::TextOrNumber),
+    ("mc_percent", Kind::Number),
+    ("mc_remaining_time", Kind::Number),
+    ("layer_num", Kind::Number),
+    ("total_layer_num", Kind::Number),
+    ("nozzle_temper", Kind::Number),
+    ("nozzle_target_temper", Kind::Number),
+    ("bed_temper", Kind::Number),
+    ("bed_target_temper", Kind::Number),
+    ("chamber_temper", Kind::Number),
+    ("print_error", Kind::Number),
+    ("hms", Kind::Array),
+];
+
+/// What is remembered about the print under way (or the one that just ended).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct JobMemory {
+    /// Whether the last known `gcode_state` was an active one.
+    active: Option<bool>,
+    /// The identity of the active print, to notice a new print that follows unseen.
+    key: Option<String>,
+    cancel_seen: bool,
+    /// Last non-zero `print_error` of this print.
+    error: Option<u64>,
+    progress: Option<f64>,
+    layer: Option<u32>,
+    total_layers: Option<u32>,
+}
+
+/// One printer's merged report document.
+#[derive(Clone, Debug, Default)]
+pub struct BambuState {
+    doc: Map<String, Value>,
+    complete: bool,
+    memory: JobMemory,
+    sim_sent_at_ms: Option<i64>,
+}
+
+impl BambuState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets everything: a new connection starts from an unknown state (protocols.md
+    /// §2.5: "do not derive transitions from the pre-snapshot state").
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Whether a full snapshot (a report with the state and the print's name) has been
+    /// merged since the last reset. Until then the status is not worth sending: a delta
+    /// printer's first frames may carry only `wifi_signal`.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The `sim_sent_at_ms` stamp of the last report that had one.
+    pub fn sim_sent_at_ms(&self) -> Option<i64> {
+        self.sim_sent_at_ms
+    }
+
+    /// Parses and applies one MQTT payload, refusing anything over `limit` bytes.
+    pub fn apply_bytes(&mut self, payload: &[u8], limit: usize) -> Result<Applied, ReportError> {
+        if payload.len() > limit {
+            return Err(ReportError::TooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
+        // Names may hold non-UTF-8 bytes on some firmware: decode lossily (§2.11).
+        let v: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                let text = String::from_utf8_lossy(payload);
+                serde_json::from_str(&text).map_err(|e| ReportError::NotJson(e.to_string()))?
+            }
+            Err(e) => return Err(ReportError::NotJson(e.to_string())),
+        };
+        self.apply(v)
+    }
+
+    /// Applies one parsed report.
+    pub fn apply(&mut self, v: Value) -> Result<Applied, ReportError> {
+        let Value::Object(mut top) = v else {
+            return Err(ReportError::NotObject);
+        };
+        let stamp = top.get("sim_sent_at_ms").and_then(Value::as_i64);
+        let Some(print) = top.remove("print") else {
+            return Ok(Applied::Other);
+        };
+        let Value::Object(print) = print else {
+            return Err(ReportError::WrongType("print".into()));
+        };
+        if print.get("command").and_then(Value::as_str) != Some("push_status") {
+            return Ok(Applied::Other);
+        }
+        validate(&print)?;
+        if stamp.is_some() {
+            self.sim_sent_at_ms = stamp;
+        }
+        let full = print.contains_key("gcode_state")
+            && (print.contains_key("gcode_file") || print.contains_key("subtask_name"));
+        merge(&mut self.doc, print);
+        self.complete |= full;
+        self.remember();
+        Ok(Applied::Status)
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.doc.get(key).and_then(text)
+    }
+
+    fn number(&self, key: &str) -> Option<f64> {
+        self.doc.get(key).and_then(number)
+    }
+
+    fn count(&self, key: &str) -> Option<u32> {
+        self.number(key)
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map(|n| n.min(u32::MAX as f64) as u32)
+    }
+
+    fn print_error(&self) -> u64 {
+        self.number("print_error")
+            .filter(|n| n.is_finite() && *n > 0.0)
+            .map(|n| n as u64)
+            .unwrap_or(0)
+    }
+
+    /// The `gcode_state` as the daemon understands it; `None` before any report said.
+    fn gcode_state(&self) -> Option<PrinterState> {
+        let s = self.text("gcode_state")?;
+        Some(match s.as_str() {
+            "IDLE" => PrinterState::Idle,
+            "PREPARE" | "SLICING" | "INIT" => PrinterState::Preparing,
+            "RUNNING" => PrinterState::Printing,
+            "PAUSE" => PrinterState::Paused,
+            "FINISH" => PrinterState::Finished,
+            "FAILED" => {
+                if self.memory.cancel_seen || CANCEL_CODES.contains(&self.print_error()) {
+                    PrinterState::Cancelled
+                } else {
+                    PrinterState::Failed
+                }
+            }
+            _ => PrinterState::Unknown,
+        })
+    }
+
+    fn job_key(&self) -> Option<String> {
+        job_id(self.text("subtask_id"), self.text("task_id")).or_else(|| {
+            filename(
+                self.text("gcode_file").as_deref(),
+                self.text("subtask_name").as_deref(),
+            )
+        })
+    }
+
+    /// Updates the per-print memory after a merge.
+    fn remember(&mut self) {
+        let state = self.gcode_state();
+        let active = match state {
+            Some(PrinterState::Preparing | PrinterState::Printing | PrinterState::Paused) => {
+                Some(true)
+            }
+            Some(
+                PrinterState::Idle
+                | PrinterState::Finished
+                | PrinterState::Failed
+                | PrinterState::Cancelled,
+            ) => Some(false),
+            _ => None,
+        };
+        if active == Some(true) {
+            let key = self.job_key();
+            let new_print = self.memory.active != Some(true)
+                || matches!((&self.memory.key, &key), (Some(a), Some(b)) if a != b);
+            if new_print {
+                self.memory = JobMemory::default();
+            }
+            if key.is_some() {
+                self.memory.key = key;
+            }
+        }
+        if active.is_some() {
+            self.memory.active = active;
+        }
+        let err = self.print_error();
+        if err != 0 {
+            self.memory.error = Some(err);
+            if CANCEL_CODES.contains(&err) {
+                self.memory.cancel_seen = true;
+            }
+        }
+        if active == Some(true) {
+            if let Some(p) = self.number("mc_percent").filter(|p| *p > 0.0) {
+                self.memory.progress = Some(p.min(100.0));
+            }
+            if let Some(l) = self.count("layer_num").filter(|l| *l > 0) {
+                self.memory.layer = Some(l);
+            }
+        }
+        if let Some(t) = self.count("total_layer_num").filter(|t| *t > 0) {
+            self.memory.total_layers = Some(t);
+        }
+    }
+
+    /// Writes what the document says into `s` (the job and temperature fields, and
+    /// `sim_sent_at_ms`); connection fields and times are the driver's.
+    pub fn fill(&self, s: &mut PrinterStatus) {
+        let state = self.gcode_state().unwrap_or(PrinterState::Unknown);
+        let ended = matches!(state, PrinterState::Failed | PrinterState::Cancelled);
+        s.state = state;
+        s.filename = filename(
+            self.text("gcode_file").as_deref(),
+            self.text("subtask_name").as_deref(),
+        );
+        s.job_name = self
+            .text("subtask_name")
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        s.printer_job_id = job_id(self.text("subtask_id"), self.text("task_id"));
+        s.printer_start_time = self.text("gcode_start_time").and_then(|t| start_time(&t));
+        s.elapsed_s = None;
+        let progress = self.number("mc_percent").map(|p| p.clamp(0.0, 100.0));
+        s.progress = match progress {
+            Some(p) if p == 0.0 && ended => self.memory.progress.or(Some(0.0)),
+            other => other,
+        };
+        s.remaining_s = self
+            .number("mc_remaining_time")
+            .filter(|m| m.is_finite())
+            .map(|m| (m.max(0.0) * 60.0).round() as i64);
+        let layer = self.count("layer_num");
+        s.layer = match layer {
+            Some(0) if ended => self.memory.layer.or(Some(0)),
+            other => other,
+        };
+        s.total_layers = match self.count("total_layer_num") {
+            Some(t) if t > 0 => Some(t),
+            _ if state != PrinterState::Idle => self.memory.total_layers,
+            _ => None,
+        };
+        s.temperatures = Temperatures {
+            nozzle: self.number("nozzle_temper"),
+            nozzle_target: self.number("nozzle_target_temper"),
+            bed: self.number("bed_temper"),
+            bed_target: self.number("bed_target_temper"),
+            chamber: self.number("chamber_temper"),
+        };
+        let err = self.print_error();
+        s.error = if err != 0 {
+            Some(error_code(err))
+        } else if ended {
+            self.memory.error.map(error_code)
+        } else {
+            None
+        };
+        s.sim_sent_at_ms = self.sim_sent_at_ms;
+    }
+}
+
+fn validate(print: &Map<String, Value>) -> Result<(), ReportError> {
+    for (key, kind) in FIELDS {
+        let Some(v) = print.get(*key) else { continue };
+        let ok = match (kind, v) {
+            (_, Value::Null) => true,
+            (Kind::Text, Value::String(_)) => true,
+            (Kind::TextOrNumber, Value::String(_) | Value::Number(_)) => true,
+            (Kind::Number, v) => number(v).is_some(),
+            (Kind::Array, Value::Array(_)) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(ReportError::WrongType((*key).into()));
+        }
+    }
+    Ok(())
+}
+
+/// Merges `delta` into `doc`: keys overwrite, nested objects merge by key, `null`
+/// changes nothing.
+fn merge(doc: &mut Map<String, Value>, delta: Map<String, Value>) {
+    for (k, v) in delta {
+        match (doc.get_mut(&k), v) {
+            (_, Value::Null) => {}
+            (Some(Value::Object(old)), Value::Object(new)) => merge(old, new),
+            (_, v) => {
+                doc.insert(k, v);
+            }
+        }
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        _ => None,
+    }
+}
+
+/// The printer's job id: `subtask_id`, else `task_id`, each unless empty, "0" or the
+/// clamped 32-bit maximum (protocols.md §2.8, §7.1 quirk 8).
+pub fn job_id(subtask_id: Option<String>, task_id: Option<String>) -> Option<String> {
+    let useful = |s: Option<String>| {
+        s.map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && s != "0" && s != CLAMPED_TASK_ID)
+    };
+    useful(subtask_id).or_else(|| useful(task_id))
+}
+
+/// `gcode_start_time` (unix seconds as text) as a time; "0", empty or nonsense → None.
+pub fn start_time(s: &str) -> Option<crate::time::Timestamp> {
+    let secs: i64 = s.trim().parse().ok()?;
+    if secs <= 0 {
+        return None;
+    }
+    DateTime::from_timestamp(secs, 0)
+}
+
+/// The file being printed, folders stripped (`/cache/x.3mf` → `x.3mf`). X1 reports the
+/// plate inside the project (`/data/Metadata/plate_1.gcode`), which says nothing about
+/// the print: then the task's name stands in, as it does when there is no file at all.
+pub fn filename(gcode_file: Option<&str>, subtask_name: Option<&str>) -> Option<String> {
+    let name = subtask_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    let base = gcode_file
+        .map(str::trim)
+        .and_then(|f| f.rsplit(['/', '\\']).next())
+        .map(str::trim)
+        .filter(|b| !b.is_empty());
+    match base {
+        Some(b) if is_plate(b) => name.or_else(|| Some(b.to_owned())),
+        Some(b) => Some(b.to_owned()),
+        None => name,
+    }
+}
+
+/// `plate_3.gcode`, in any case.
+fn is_plate(base: &str) -> bool {
+    let lower = base.to_ascii_lowercase();
+    lower
+        .strip_prefix("plate_")
+        .and_then(|r| r.strip_suffix(".gcode"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `50348044` → `0300_400C` (protocols.md §2.10).
+pub fn error_code(code: u64) -> String {
+    let hex = format!("{:08X}", code & 0xFFFF_FFFF);
+    format!("{}_{}", &hex[..4], &hex[4..])
+}
+
+#[cfg(test)]
+mod tests;

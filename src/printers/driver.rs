@@ -1,0 +1,137 @@
+//! What every driver shares: its tuning (timeouts, backoff), the settings it reads live,
+//! and the `Reporter` that holds the printer's current [`PrinterStatus`] and sends it to
+//! the sink (the JobCreator) whenever it changes.
+//!
+//! Drivers run as plain tokio tasks on the worker threads (design.md §1); they reach the
+//! sink through its `Recipient`, whose `send` waits when the sink's mailbox is full, so a
+//! burst of reports is paced by the consumer instead of piling up unbounded.
+
+use std::time::Duration;
+
+use actix::Recipient;
+use tokio::sync::watch;
+
+use crate::config::{PrinterConfig, Settings};
+use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
+use crate::time;
+
+/// Timeouts and reconnect pacing. `Default` is what the daemon uses; tests shorten the
+/// backoff so that a reconnect takes a moment instead of a second or more.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// TCP connect + TLS handshake + MQTT CONNACK, or one HTTP connect.
+    pub connect_timeout: Duration,
+    /// One HTTP request, answer included.
+    pub request_timeout: Duration,
+    /// First reconnect delay; doubles on every failure.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay (the "cool-off" of a printer that stays down).
+    pub backoff_max: Duration,
+    /// A connection up this long resets the backoff.
+    pub stable_after: Duration,
+    /// Least delay before trying again after the printer refused our credentials: the
+    /// code will not fix itself, and printers lock out clients that guess too often.
+    pub auth_retry: Duration,
+    /// Least delay before trying again after a printer presented an unexpected
+    /// certificate.
+    pub cert_retry: Duration,
+    /// MQTT keep-alive.
+    pub keep_alive: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            // A printer on the LAN answers in milliseconds; ten seconds covers a busy
+            // Wi-Fi printer without letting a dead one hold a connection attempt long.
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            stable_after: Duration::from_secs(60),
+            auth_retry: Duration::from_secs(60),
+            cert_retry: Duration::from_secs(300),
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a driver task is given.
+pub struct DriverCtx {
+    pub cfg: PrinterConfig,
+    pub settings: watch::Receiver<Settings>,
+    pub tuning: Tuning,
+    pub reporter: Reporter,
+}
+
+impl DriverCtx {
+    /// `monitoring_interval`, as it is now.
+    pub fn interval(&self) -> Duration {
+        interval_of(&self.settings.borrow())
+    }
+
+    pub fn jitter(&self) -> f64 {
+        rand::random::<f64>()
+    }
+}
+
+pub fn interval_of(s: &Settings) -> Duration {
+    Duration::from_secs(s.monitoring_interval.max(1))
+}
+
+/// The printer's current status and the sink it goes to.
+pub struct Reporter {
+    status: PrinterStatus,
+    sink: Recipient<PrinterEvent>,
+}
+
+impl Reporter {
+    pub fn new(cfg: &PrinterConfig, sink: Recipient<PrinterEvent>) -> Self {
+        Self {
+            status: PrinterStatus::unknown(cfg.id.clone(), cfg.kind, time::now()),
+            sink,
+        }
+    }
+
+    pub fn status(&self) -> &PrinterStatus {
+        &self.status
+    }
+
+    pub fn status_mut(&mut self) -> &mut PrinterStatus {
+        &mut self.status
+    }
+
+    /// Changes the connection state and the reason; sends a status if either changed.
+    pub async fn set_connection(&mut self, c: ConnectionState, last_error: Option<String>) {
+        if self.status.connection == c && self.status.last_error == last_error {
+            return;
+        }
+        self.status.connection = c;
+        self.status.last_error = last_error;
+        self.status.first_after_connect = false;
+        self.emit().await;
+    }
+
+    /// Sends the current status, stamped now.
+    pub async fn emit(&mut self) {
+        self.status.observed_at = time::now();
+        let ev = PrinterEvent::Status(Box::new(self.status.clone()));
+        self.send(ev).await;
+    }
+
+    pub async fn send(&self, ev: PrinterEvent) {
+        if self.sink.send(ev).await.is_err() {
+            tracing::debug!(printer_id = %self.status.printer_id, "status sink is gone; event dropped");
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped, so that a driver task that is aborted (Stop, a
+/// supervisor restart) takes its helpers with it.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
