@@ -9,6 +9,7 @@ pub mod body;
 pub mod error;
 mod health;
 mod jobs;
+mod printers;
 mod settings;
 mod ws;
 
@@ -23,6 +24,8 @@ use crate::broadcast::Broadcaster;
 use crate::config::{AuthConfig, Settings};
 use crate::health::Health;
 use crate::jobs::JobCreator;
+use crate::printers::manager::PrinterManager;
+use crate::printers::view::LiveStates;
 use crate::registry::PrinterRegistry;
 use crate::store::ReadPool;
 
@@ -36,6 +39,8 @@ pub const ACTOR_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub creator: Addr<JobCreator>,
+    pub manager: Addr<PrinterManager>,
+    pub live: LiveStates,
     pub broadcaster: Addr<Broadcaster>,
     pub reads: ReadPool,
     pub settings: watch::Receiver<Settings>,
@@ -56,6 +61,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let api = auth::require(st.auth.clone()).and(
         jobs::routes(st.clone())
+            .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
             .or(health::routes(st.clone())),
     );

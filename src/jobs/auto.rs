@@ -86,7 +86,7 @@ impl JobCreator {
         Ok(())
     }
 
-    fn close_print(
+    pub(super) fn close_print(
         &mut self,
         printer: &PrinterId,
         id: &JobId,

@@ -35,6 +35,8 @@ pub const READ_POOL_SIZE: usize = 4;
 pub enum StoreError {
     #[error("job {0} not found")]
     NotFound(String),
+    #[error("printer {0} not found; GET /api/v1/printers lists the printers")]
+    PrinterNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
