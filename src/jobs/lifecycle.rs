@@ -346,6 +346,14 @@ impl PrinterTracker {
         self.open = Some(rec);
     }
 
+    /// The printer reported the open print's start time only after the job was opened
+    /// (an X1 sets `gcode_start_time` once its preparation stages begin).
+    pub fn learned_start_time(&mut self, t: Timestamp) {
+        if let Some(o) = self.open.as_mut() {
+            o.printer_start_time = Some(t);
+        }
+    }
+
     /// The open job continues with this progress and status.
     pub fn progressed(&mut self, status: JobStatus, progress: Option<f64>, elapsed: Option<i64>) {
         if let Some(o) = &mut self.open {
