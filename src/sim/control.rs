@@ -4,6 +4,7 @@
 //! - `GET /printers`: every printer as its `[[printers]]` entry plus `style`.
 //! - `GET /printers/{id}`: `{"printer": <entry>, "status": <snapshot>}`.
 //! - `GET /config`: the `[[printers]]` TOML block for `printfarmd run`.
+//! - `GET /ca.pem`: the simulator CA that signs every Bambu leaf certificate.
 //! - `POST /printers/{id}/{action}`: `print` (`{"file", "duration_s", "layers"?}`), `pause`,
 //!   `resume`, `finish`, `fail`, `cancel`, `reboot`, `disconnect`, `silence` (`{"seconds"}`),
 //!   `garbage`, `dismiss`.
@@ -75,6 +76,13 @@ fn routes(
             )
             .into_response()
         });
+    let ca = warp::path!("ca.pem")
+        .and(warp::get())
+        .and(farm.clone())
+        .map(|f: Arc<FarmShared>| {
+            warp::reply::with_header(f.ca_pem.clone(), "content-type", "application/x-pem-file")
+                .into_response()
+        });
     let action = warp::path!("printers" / String / String)
         .and(warp::post())
         .and(warp::body::stream())
@@ -83,6 +91,8 @@ fn routes(
     list.or(one)
         .unify()
         .or(config)
+        .unify()
+        .or(ca)
         .unify()
         .or(action)
         .unify()
