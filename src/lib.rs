@@ -3,7 +3,8 @@
 //! The parts follow design.md §1: `printers` (one supervised actor per printer),
 //! `jobs` (the JobCreator, the one writer), `broadcast` (the Broadcaster, WebSocket
 //! fan-out), `api` (warp: REST, `/ws`, dashboard), `store` (SQLite), `config`, and `app`,
-//! which wires them together behind `Application::build(..)` / `run(..)`.
+//! which wires them together behind `Application::build(..)` / `run(..)`. `sim` is the
+//! printer simulator (real protocols over real sockets) used by tests, the demo and benchmarks.
 
 pub mod api;
 pub mod app;
@@ -14,5 +15,6 @@ pub mod health;
 pub mod jobs;
 pub mod printers;
 pub mod registry;
+pub mod sim;
 pub mod store;
 pub mod time;

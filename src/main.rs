@@ -29,6 +29,8 @@ enum Command {
     Run,
     /// Validate the configuration and exit.
     CheckConfig,
+    /// Run simulated printers (Bambu MQTT/TLS, PrusaLink HTTP) with a control API, until stopped.
+    Simulate(printfarmd::sim::cli::SimulateArgs),
 }
 
 fn init_logging() {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Simulate(args) => printfarmd::sim::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
