@@ -58,9 +58,8 @@ pub async fn run(mut ctx: DriverCtx) {
     );
     let mut bad = BadPayloads::default();
     let mut memory = PrusaState::default();
-    ctx.reporter
-        .set_connection(ConnectionState::Connecting, None)
-        .await;
+    // Announce the printer (connection `connecting`, nothing known yet).
+    ctx.reporter.emit().await;
     loop {
         let end = session(&mut ctx, &mut backoff, &mut bad, &mut memory).await;
         let (conn, msg, floor) = match end {
