@@ -331,7 +331,7 @@ impl BambuPrinter {
     pub fn status(&self) -> SimStatus {
         let now = Instant::now();
         let g = self.lock();
-        let online = !g.offline_until.is_some_and(|t| now < t);
+        let online = g.offline_until.is_none_or(|t| now >= t);
         let silent = g.silent_until.is_some_and(|t| now < t);
         let clients = g.sessions.len();
         let (state, active, file, progress, job_id, layer, total_layers, jobs_started) =

@@ -108,7 +108,7 @@ impl Broker {
         if login.username != BAMBU_USER {
             return Err(ConnectReturnCode::BadUserNamePassword);
         }
-        let printer = match sni.and_then(|name| self.by_serial.get(name)) {
+        let printer = match sni.and_then(|name| self.by_serial.get(&name.to_ascii_lowercase())) {
             Some(p) if p.access_code == login.password => Some(p),
             Some(_) => None,
             None => self.by_code.get(&login.password),

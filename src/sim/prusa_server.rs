@@ -141,7 +141,7 @@ impl PrusaPrinter {
             job_id: current.as_ref().map(|c| c.0.to_string()),
             layer: None,
             total_layers: None,
-            online: !g.offline_until.is_some_and(|t| now < t),
+            online: g.offline_until.is_none_or(|t| now >= t),
             silent: g.silent_until.is_some_and(|t| now < t),
             clients: 0,
             reports_sent: g.served,

@@ -8,7 +8,7 @@
 //! client that trusts the CA (`SimFarm::ca_pem`) can verify it the ordinary way. Leaves are
 //! minted on first use and share one key pair: 2,000 printers cost nothing at start.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +28,8 @@ pub struct SimCertResolver {
     ca_der: CertificateDer<'static>,
     leaf_key: KeyPair,
     signing_key: Arc<dyn SigningKey>,
-    serials: HashSet<String>,
+    /// Lower-case serial → serial (SNI arrives lower-cased: DNS names are case-insensitive).
+    serials: HashMap<String, String>,
     leaves: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     default_leaf: Arc<CertifiedKey>,
 }
@@ -78,7 +79,10 @@ impl SimCertResolver {
             ca_der,
             leaf_key,
             signing_key,
-            serials: serials.into_iter().collect(),
+            serials: serials
+                .into_iter()
+                .map(|s| (s.to_ascii_lowercase(), s))
+                .collect(),
             leaves: Mutex::new(HashMap::new()),
             default_leaf,
         })
@@ -90,11 +94,11 @@ impl SimCertResolver {
     }
 
     fn leaf_for(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
-        let Some(name) = server_name.filter(|n| self.serials.contains(*n)) else {
+        let Some(name) = server_name.and_then(|n| self.serials.get(&n.to_ascii_lowercase())) else {
             return Arc::clone(&self.default_leaf);
         };
         let mut leaves = self.leaves.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(leaf) = leaves.get(name) {
+        if let Some(leaf) = leaves.get(name.as_str()) {
             return Arc::clone(leaf);
         }
         match mint(
@@ -105,7 +109,7 @@ impl SimCertResolver {
             name,
         ) {
             Ok(leaf) => {
-                leaves.insert(name.to_string(), Arc::clone(&leaf));
+                leaves.insert(name.clone(), Arc::clone(&leaf));
                 leaf
             }
             Err(e) => {
