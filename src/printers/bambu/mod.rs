@@ -90,9 +90,8 @@ pub async fn run(mut ctx: DriverCtx, pins: SharedPin) {
         ctx.tuning.stable_after,
     );
     let mut bad = BadPayloads::default();
-    ctx.reporter
-        .set_connection(ConnectionState::Connecting, None)
-        .await;
+    // Announce the printer (connection `connecting`, nothing known yet).
+    ctx.reporter.emit().await;
     loop {
         let end = Session::new(&mut ctx, &pins, &mut backoff, &mut bad)
             .run()

@@ -1,7 +1,255 @@
-//! The PrusaLink driver (protocols.md §3). Being written.
+//! The PrusaLink driver: polls one printer's HTTP API (protocols.md §3).
+//!
+//! A session: `GET /api/version` (is it there, does it take our credentials?) → every
+//! `monitoring_interval` (read live; a change applies to the next wait) `GET
+//! /api/v1/status`, plus `GET /api/v1/job` when a print appears whose file name we do not
+//! know yet (the printer's own web UI polls the same way, sparing the printer's MCU) →
+//! one status per poll. A printer without the v1 API (404) is polled through the legacy
+//! `/api/job` + `/api/printer` for the rest of the session.
+//!
+//! An answer that cannot be used is counted, logged at most once a minute and skipped;
+//! the session goes on. A request that gets no answer ends the session; the next one
+//! starts after the backoff. A 401 after a full Digest round is AuthFailed.
 
+pub mod client;
+pub mod state;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::printers::backoff::Backoff;
+use crate::printers::bad_payloads::{BadPayloads, excerpt};
 use crate::printers::driver::DriverCtx;
+use crate::printers::status::ConnectionState;
+use crate::time;
 
-pub async fn run(_ctx: DriverCtx) {
-    std::future::pending::<()>().await;
+use client::{Client, HttpError};
+use state::{BodyError, JobInfo, Poll, PrusaState};
+
+/// Why a session ended.
+enum End {
+    Lost(String),
+    AuthFailed(String),
+    Error(String),
+}
+
+/// Which API the printer speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    V1,
+    Legacy,
+}
+
+/// What one poll gave.
+enum Polled {
+    Status(Poll),
+    /// An answer that could not be used; the session goes on.
+    Bad(String, Vec<u8>),
+}
+
+/// Runs the driver until the task is aborted.
+pub async fn run(mut ctx: DriverCtx) {
+    let mut backoff = Backoff::new(
+        ctx.tuning.backoff_min,
+        ctx.tuning.backoff_max,
+        ctx.tuning.stable_after,
+    );
+    let mut bad = BadPayloads::default();
+    let mut memory = PrusaState::default();
+    // Announce the printer (connection `connecting`, nothing known yet).
+    ctx.reporter.emit().await;
+    loop {
+        let end = session(&mut ctx, &mut backoff, &mut bad, &mut memory).await;
+        let (conn, msg, floor) = match end {
+            End::Lost(m) => (ConnectionState::Disconnected, m, Duration::ZERO),
+            End::AuthFailed(m) => (ConnectionState::AuthFailed, m, ctx.tuning.auth_retry),
+            End::Error(m) => (ConnectionState::Error, m, ctx.tuning.auth_retry),
+        };
+        let before = ctx.reporter.status();
+        if before.connection != conn || before.last_error.as_deref() != Some(msg.as_str()) {
+            match conn {
+                ConnectionState::Disconnected => {
+                    tracing::info!(reason = %msg, "printer disconnected")
+                }
+                _ => tracing::warn!(reason = %msg, state = ?conn, "printer unreachable"),
+            }
+        }
+        ctx.reporter.set_connection(conn, Some(msg)).await;
+        let delay = backoff.failed(Instant::now(), ctx.jitter(), floor);
+        tracing::debug!(?delay, "reconnecting after delay");
+        sleep(delay).await;
+    }
+}
+
+async fn session(
+    ctx: &mut DriverCtx,
+    backoff: &mut Backoff,
+    bad: &mut BadPayloads,
+    memory: &mut PrusaState,
+) -> End {
+    let client = match Client::new(
+        &ctx.cfg,
+        ctx.tuning.connect_timeout,
+        ctx.tuning.request_timeout,
+    ) {
+        Ok(c) => c,
+        Err(e) => return End::Error(e.to_string()),
+    };
+    match client.get("/api/version").await {
+        Ok(a) if a.status.is_success() => {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&a.body) {
+                tracing::debug!(api = %v["api"], text = %v["text"], "printer API version");
+            }
+        }
+        Ok(a) => {
+            return End::Error(format!(
+                "{} answered {} to /api/version; is this a PrusaLink printer?",
+                client.base(),
+                a.status
+            ));
+        }
+        Err(e) => return from_http(e),
+    }
+
+    let mut api = Api::V1;
+    let mut connected = false;
+    let mut settings_open = true;
+    loop {
+        let started = Instant::now();
+        let polled = match api {
+            Api::V1 => match poll_v1(&client, memory).await {
+                Ok(None) => {
+                    tracing::info!("no v1 API (404); using the legacy /api/job and /api/printer");
+                    api = Api::Legacy;
+                    poll_legacy(&client).await
+                }
+                Ok(Some(p)) => Ok(p),
+                Err(e) => Err(e),
+            },
+            Api::Legacy => poll_legacy(&client).await,
+        };
+        match polled {
+            Ok(Polled::Status(poll)) => {
+                let st = ctx.reporter.status_mut();
+                memory.apply(poll, st);
+                st.last_seen = Some(time::now());
+                st.first_after_connect = !connected;
+                if !connected {
+                    connected = true;
+                    backoff.connected(started);
+                    tracing::info!("printer connected");
+                    st.connection = ConnectionState::Connected;
+                    st.last_error = None;
+                }
+                ctx.reporter.emit().await;
+                ctx.reporter.status_mut().first_after_connect = false;
+            }
+            Ok(Polled::Bad(why, body)) => {
+                if let Some(n) = bad.record(Instant::now()) {
+                    tracing::warn!(
+                        error = %why,
+                        skipped_since_last_log = n,
+                        skipped_total = bad.total(),
+                        payload = %excerpt(&body),
+                        "skipping an answer the driver cannot use"
+                    );
+                }
+            }
+            Err(e) => return from_http(e),
+        }
+        // Wait for the next poll; an interval change applies at once.
+        loop {
+            let next = started + ctx.interval();
+            tokio::select! {
+                _ = sleep_until(next) => break,
+                r = ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
+            }
+        }
+    }
+}
+
+fn from_http(e: HttpError) -> End {
+    match e {
+        HttpError::Unreachable(m) => End::Lost(m),
+        HttpError::Unauthorized(m) => End::AuthFailed(m),
+        HttpError::BadAnswer(m) => End::Lost(m),
+    }
+}
+
+/// One v1 poll; `Ok(None)` when the printer has no v1 API.
+async fn poll_v1(client: &Client, memory: &PrusaState) -> Result<Option<Polled>, HttpError> {
+    let a = match client.get("/api/v1/status").await {
+        Ok(a) => a,
+        Err(HttpError::BadAnswer(why)) => return Ok(Some(Polled::Bad(why, Vec::new()))),
+        Err(e) => return Err(e),
+    };
+    if a.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let mut poll = match state::parse_v1_status(&a.body) {
+        Ok(p) => p,
+        Err(e) => return Ok(Some(bad_body("/api/v1/status", e, a.body))),
+    };
+    poll.sim_sent_at_ms = a.sim_sent_at_ms;
+    let active = matches!(poll.state.as_str(), "PRINTING" | "PAUSED" | "ATTENTION");
+    let known = |j: &JobInfo| {
+        memory
+            .last_job()
+            .is_some_and(|l| l.id.is_some() && l.id == j.id && l.filename.is_some())
+    };
+    let need_job = match &poll.job {
+        Some(j) => !known(j),
+        None => active,
+    };
+    if need_job {
+        match client.get("/api/v1/job").await {
+            Ok(j) if j.status == StatusCode::NO_CONTENT => {}
+            Ok(j) if j.status == StatusCode::OK => match state::parse_v1_job(&j.body) {
+                Ok(job) => poll.job = state::merge_job(poll.job.take(), Some(job)),
+                Err(e) => return Ok(Some(bad_body("/api/v1/job", e, j.body))),
+            },
+            Ok(j) => {
+                return Ok(Some(Polled::Bad(
+                    format!("GET /api/v1/job answered {}", j.status),
+                    j.body,
+                )));
+            }
+            Err(HttpError::BadAnswer(why)) => return Ok(Some(Polled::Bad(why, Vec::new()))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(Polled::Status(poll)))
+}
+
+async fn poll_legacy(client: &Client) -> Result<Polled, HttpError> {
+    let job = match client.get("/api/job").await {
+        Ok(a) if a.status.is_success() => a,
+        Ok(a) => {
+            return Ok(Polled::Bad(
+                format!("GET /api/job answered {}", a.status),
+                a.body,
+            ));
+        }
+        Err(HttpError::BadAnswer(why)) => return Ok(Polled::Bad(why, Vec::new())),
+        Err(e) => return Err(e),
+    };
+    // `/api/printer` is optional: temperatures and the v1-style state when it answers.
+    let printer = match client.get("/api/printer").await {
+        Ok(a) if a.status.is_success() => Some(a.body),
+        Ok(_) | Err(HttpError::BadAnswer(_)) => None,
+        Err(e) => return Err(e),
+    };
+    match state::parse_legacy(&job.body, printer.as_deref()) {
+        Ok(mut p) => {
+            p.sim_sent_at_ms = job.sim_sent_at_ms;
+            Ok(Polled::Status(p))
+        }
+        Err(e) => Ok(bad_body("/api/job", e, job.body)),
+    }
+}
+
+fn bad_body(path: &str, e: BodyError, body: Vec<u8>) -> Polled {
+    Polled::Bad(format!("GET {path}: {e}"), body)
 }
