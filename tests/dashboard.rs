@@ -52,16 +52,19 @@ access_code = "87654321"
 struct Daemon {
     dir: tempfile::TempDir,
     addr: String,
+    extra: String,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    fn start() -> Daemon {
+    /// A daemon with the test printers and `extra` TOML in its config.
+    fn start(extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut d = Daemon {
             dir,
             addr: "127.0.0.1:0".into(),
+            extra: extra.to_owned(),
             child: None,
             log: Arc::default(),
         };
@@ -81,8 +84,8 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[server]\nbind = \"{}\"\n[database]\npath = {db:?}\n{PRINTERS}\n",
-                self.addr
+                "[server]\nbind = \"{}\"\n[database]\npath = {db:?}\n{}\n{PRINTERS}\n",
+                self.addr, self.extra
             ),
         )
         .unwrap();
@@ -161,7 +164,7 @@ impl Drop for Daemon {
 
 #[tokio::test]
 async fn the_dashboard_is_served_with_its_types_policy_and_etags() {
-    let d = Daemon::start();
+    let d = Daemon::start("");
     let http = reqwest::Client::new();
     let page = http.get(d.base()).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -243,6 +246,9 @@ fn chromium_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(CHROMIUM))
 }
 
+/// The key the second browser run's daemon requires.
+const TEST_API_KEY: &str = "dashboard-test-key-0123456789";
+
 #[test]
 fn the_dashboard_works_in_a_real_browser() {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -253,21 +259,36 @@ fn the_dashboard_works_in_a_real_browser() {
         }
         panic!("the browser test cannot run: {why}. Set PRINTFARMD_SKIP_BROWSER=1 to skip it.");
     }
+    // One after the other, not as two tests: two Chromiums at once on a 2-core machine
+    // only make both slower.
+    run_browser_script(&browser_dir, &mut Daemon::start(""), &[]);
+    run_browser_script(
+        &browser_dir,
+        &mut Daemon::start(&format!(
+            "[auth]\nenabled = true\napi_keys = [\"{TEST_API_KEY}\"]\n"
+        )),
+        &[("PRINTFARMD_API_KEY", TEST_API_KEY)],
+    );
+}
 
-    let mut daemon = Daemon::start();
-    let mut node = Command::new("node")
-        .arg(browser_dir.join("dashboard.mjs"))
+/// Runs dashboard.mjs against `daemon`, serving its control requests, and asserts it
+/// exits 0.
+fn run_browser_script(browser_dir: &Path, daemon: &mut Daemon, env: &[(&str, &str)]) {
+    let mut node = Command::new("node");
+    node.arg(browser_dir.join("dashboard.mjs"))
         .arg(daemon.base())
         .env("PRINTFARMD_CHROMIUM", chromium_path())
+        .env_remove("PRINTFARMD_API_KEY")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node");
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        node.env(k, v);
+    }
+    let mut node = node.spawn().expect("spawn node");
     let mut to_node = node.stdin.take().unwrap();
     let from_node = node.stdout.take().unwrap();
-
     // Lines from the script: control requests are acted on, the rest is its report.
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {

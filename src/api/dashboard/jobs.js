@@ -236,7 +236,10 @@ export class JobsView {
 
   /** A job event from /ws: `job_created`, `job_auto_created`, `job_updated`, `job_deleted`. */
   onEvent(type, job) {
-    if (type === 'job_updated' && job?.id && this.jobs.has(job.id) && this.jobs.get(job.id).status === job.status) {
+    // Progress and notes of a job on screen: patch the row. A change of status or name
+    // can move it in or out of the filtered page: re-read.
+    const shown = job?.id ? this.jobs.get(job.id) : null;
+    if (type === 'job_updated' && shown && shown.status === job.status && shown.job_name === job.job_name) {
       this.jobs.set(job.id, job);
       const old = this.rows.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
       if (old) {
