@@ -39,6 +39,9 @@ impl JobCreator {
                     end_time,
                 } => self.close_print(printer, &job_id, status, end_time),
                 Decision::Start(s) => self.start_print(printer, printer_type, s, obs.at),
+                Decision::Missed { start, status } => {
+                    self.record_missed(printer, printer_type, start, status, obs.at)
+                }
             };
             if let Err(e) = r {
                 // Logged (rate-limited) and shown on /health by `track`; the tracker
@@ -50,6 +53,31 @@ impl JobCreator {
         if let Err(e) = self.learn_start_time(printer, obs) {
             tracing::debug!(printer_id = %printer, error = %e, "printer start time not written; will retry");
         }
+    }
+
+    /// Rule 9: a print seen only by its end (it fell between two polls): created, then
+    /// closed with the end the printer shows.
+    fn record_missed(
+        &mut self,
+        printer: &PrinterId,
+        printer_type: PrinterType,
+        start: Start,
+        status: JobStatus,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut open = start.clone();
+        open.status = JobStatus::Running;
+        self.start_print(printer, printer_type, open, at)?;
+        let Some(id) = self
+            .trackers
+            .get(printer)
+            .and_then(|t| t.open())
+            .map(|o| o.job_id.clone())
+        else {
+            // Auto-creation is off: nothing was recorded.
+            return Ok(());
+        };
+        self.close_print(printer, &id, status, at)
     }
 
     /// A start time the printer reports only after the job was opened (X1: once the

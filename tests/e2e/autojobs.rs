@@ -574,10 +574,30 @@ async fn s16_a_printer_dropping_off_mid_print_keeps_its_job_and_returning_idle_c
         p["connection"] == "connected" && p["state"] == "printing"
     })
     .await;
-    // prusa_1 goes off, its print is stopped meanwhile, and it comes back idle: nobody
-    // saw how the print ended, so its job is closed as unknown.
+    // prusa_1 goes off; while the daemon is not looking its print is stopped and the
+    // end screen dismissed, and it comes back idle: nobody saw how the print ended, so
+    // its job is closed as unknown. (A long poll interval keeps the daemon from looking.)
+    let set = |i: u64| json!({"monitoring_interval": i});
+    assert_eq!(
+        r.d.send("PUT", "/api/v1/settings", Some(set(3600))).await.0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     r.act("prusa_1", Action::Reboot).await;
+    let deadline = tokio::time::Instant::now() + rig::WAIT;
+    while !r.sim.status("prusa_1").unwrap().online {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "prusa_1 never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     r.act("prusa_1", Action::Cancel).await;
+    r.act("prusa_1", Action::Dismiss).await;
+    assert_eq!(
+        r.d.send("PUT", "/api/v1/settings", Some(set(1))).await.0,
+        200
+    );
     let jobs = r
         .wait_jobs("printer_id=prusa_1", "closed as unknown", |j| {
             j.len() == 1 && j[0]["status"] == "unknown"
@@ -605,8 +625,14 @@ async fn s17_a_prusalink_print_shorter_than_one_poll_is_still_recorded() {
         .wait_jobs("", "the short print recorded", |j| !j.is_empty())
         .await;
     assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0]["filename"], "tiny_washer.gcode");
+    // PrusaLink's end screen carries no job object (protocols.md §3.7): the daemon knows
+    // a print ended, and how, but not which file it was.
+    assert_eq!(jobs[0]["filename"], "unknown");
     assert_eq!(jobs[0]["status"], "completed");
+    assert_eq!(jobs[0]["customer_info"]["auto_created"], true);
+    // The end screen stays up: later polls add nothing.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(r.jobs("").await.len(), 1);
 }
 
 fn replay(lines: &[(u64, Value)]) -> (tempfile::TempDir, std::path::PathBuf) {
