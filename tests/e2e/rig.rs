@@ -56,7 +56,16 @@ impl Rig {
     pub async fn start_with(b: SimFarmBuilder, extra: &str) -> Rig {
         let sim = b.start().await.expect("simulated farm starts");
         let d = start_daemon(extra, sim.config_toml()).await;
-        Rig { sim, d }
+        let r = Rig { sim, d };
+        // Every printer connected and reported once, so a print started from here on
+        // is seen starting (not discovered on startup).
+        for p in r.sim.printers() {
+            r.wait_printer(&p.id, "connected and reporting", |v| {
+                v["connection"] == "connected" && v["state"] != "unknown"
+            })
+            .await;
+        }
+        r
     }
 
     pub async fn act(&self, id: &str, a: Action) {
