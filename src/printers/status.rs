@@ -6,7 +6,7 @@ use actix::Message;
 use serde::Serialize;
 
 use crate::domain::{PrinterId, PrinterType};
-use crate::jobs::lifecycle::{ObservedState, Observation};
+use crate::jobs::lifecycle::{Observation, ObservedState};
 use crate::time::Timestamp;
 
 /// How the daemon's connection to a printer stands.
