@@ -41,6 +41,8 @@ const GENERATION: u32 = 1;
 /// Individually timed operations for the percentile tables.
 const INSERT_SAMPLES: usize = 2_000;
 const QUERY_SAMPLES: usize = 300;
+/// The version-1 query takes up to a second on some filters: fewer samples.
+const V1_SAMPLES: usize = 20;
 
 fn printer_name(i: u64) -> String {
     format!("printer_{i:04}")
@@ -257,6 +259,19 @@ fn create_job(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    // Diagnostic: the CPU part alone, every insert inside one open transaction (no
+    // commit, no fsync), to show what the durable commit costs on top.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let conn = writer_in(dir.path());
+    let tx = conn.unchecked_transaction().unwrap();
+    group.bench_function("insert_no_commit", |b| {
+        b.iter_batched(
+            || new_job(&mut rng),
+            |job| store::jobs::insert(&tx, &job).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    drop(tx);
     group.finish();
 }
 
@@ -270,6 +285,65 @@ fn list_1m(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The list query as version 1 of the schema ran it (before the counters and the
+/// index choice), kept so one run shows before and after side by side. It reads every
+/// column of the page but skips building `Job`s, which flatters it slightly.
+fn list_v1(conn: &Connection, q: &JobQuery) -> u64 {
+    let mut terms = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    fn bind(args: &mut Vec<rusqlite::types::Value>, v: rusqlite::types::Value) -> String {
+        args.push(v);
+        format!("?{}", args.len())
+    }
+    if let Some(p) = &q.printer_id {
+        terms.push(format!(
+            "printer_id = {}",
+            bind(&mut args, p.clone().into())
+        ));
+    }
+    if !q.statuses.is_empty() {
+        let l: Vec<String> = q
+            .statuses
+            .iter()
+            .map(|s| bind(&mut args, s.as_str().to_owned().into()))
+            .collect();
+        terms.push(format!("status IN ({})", l.join(",")));
+    }
+    if let Some(a) = q.auto_created {
+        terms.push(format!(
+            "auto_created = {}",
+            bind(&mut args, (a as i64).into())
+        ));
+    }
+    let filter = if terms.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", terms.join(" AND "))
+    };
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM jobs {filter}"))
+        .unwrap()
+        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+        .unwrap();
+    let limit = bind(&mut args, i64::from(q.limit).into());
+    let offset = bind(&mut args, (q.offset as i64).into());
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT id, printer_id, printer_type, job_name, filename, status, progress, \
+             start_time, end_time, estimated_duration, actual_duration, customer_info, notes, \
+             created_at, updated_at, printer_job_id, printer_start_time \
+             FROM jobs {filter} ORDER BY seq DESC LIMIT {limit} OFFSET {offset}"
+        ))
+        .unwrap();
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).unwrap();
+    while let Some(r) = rows.next().unwrap() {
+        for i in 0..17 {
+            black_box(r.get_ref(i).unwrap());
+        }
+    }
+    total as u64
 }
 
 struct Summary {
@@ -315,6 +389,22 @@ fn latency(filter: Option<&str>) {
             &summarise(times),
             "",
         );
+        // Diagnostic: the same with SQLite's automatic checkpoint off, to show what
+        // the checkpoint run inside every ~100th commit costs the tail.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let mut times = Vec::with_capacity(INSERT_SAMPLES);
+        for _ in 0..INSERT_SAMPLES {
+            let job = new_job(&mut rng);
+            let t = Instant::now();
+            store::jobs::insert(&conn, &job).unwrap();
+            times.push(t.elapsed());
+        }
+        print_row(
+            "latency/create_job/insert_commit (no autocheckpoint)",
+            times.len(),
+            &summarise(times),
+            "",
+        );
     }
     let lists: Vec<_> = queries()
         .into_iter()
@@ -324,6 +414,21 @@ fn latency(filter: Option<&str>) {
         return;
     }
     let conn = store::open_reader(&big_db()).unwrap();
+    for (name, q) in &lists {
+        list_v1(&conn, q);
+        let mut times = Vec::with_capacity(V1_SAMPLES);
+        for _ in 0..V1_SAMPLES {
+            let t = Instant::now();
+            black_box(list_v1(&conn, q));
+            times.push(t.elapsed());
+        }
+        print_row(
+            &format!("latency/list_1m/{name} (v1 query)"),
+            times.len(),
+            &summarise(times),
+            "",
+        );
+    }
     for (name, q) in lists {
         let mut total = 0;
         for _ in 0..5 {
