@@ -405,6 +405,15 @@ impl Handler<Observe> for JobCreator {
     }
 }
 
+impl JobCreator {
+    /// The body of the `Observe` handler, callable without an actor context so the
+    /// micro-benchmarks (`benches/lifecycle.rs`) measure exactly what the actor runs.
+    #[doc(hidden)]
+    pub fn handle_observe(&mut self, m: &Observe) {
+        self.observe(&m.printer_id, m.printer_type, &m.observation);
+    }
+}
+
 /// Once a second (sent by a timer task): write the progress that moved, publish it.
 #[derive(Message)]
 #[rtype(result = "()")]
