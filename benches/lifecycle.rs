@@ -149,6 +149,7 @@ fn creator_with_open_job(
         broadcaster,
         settings,
         PrinterRegistry::default(),
+        printfarmd::printers::view::LiveStates::default(),
         Arc::new(Health::default()),
     );
     (creator, system, dir)

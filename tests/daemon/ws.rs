@@ -151,7 +151,7 @@ async fn bad_client_messages_get_an_error_reply_and_the_stream_goes_on() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_does_not_delay_another() {
-    const SENT: usize = 2200;
+    const SENT: usize = 1500;
     let d = Daemon::start("");
     let (_, job) = d
         .send(
@@ -161,14 +161,25 @@ async fn a_client_that_never_reads_does_not_delay_another() {
         )
         .await;
     let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
-    // Subscribed, then never read again.
-    let mut stuck = d.ws().await;
+    // Subscribed, then never read again. Its receive buffer is kept small: this host lets
+    // loopback receive buffers grow to 32 MB, which would swallow every event.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(16 * 1024).unwrap();
+    let tcp = sock
+        .connect(d.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    let (s, _) =
+        tokio_tungstenite::client_async(d.ws_url(), tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("ws connect");
+    let mut stuck = crate::harness::Ws { s };
     stuck.send_json(json!({"type": "ping"})).await;
     let mut reader = d.ws().await;
 
-    // Each event carries ~16 KB of notes. The stuck client's outbox holds 1,024 events
-    // and loopback socket buffers can absorb ~10 MB (~640 events) more: 2,200 events
-    // (~35 MB) overflow both whatever the kernel's buffer tuning.
+    // Each event carries ~16 KB of notes; 1,500 of them (~24 MB) overflow the stuck
+    // client's outbox (1,024 events) and the socket buffers (the server's send buffer
+    // grows to 4 MB at most, the client's receive buffer is small).
     let notes = "n".repeat(16 * 1024 - 16);
     for i in 0..SENT {
         let (code, _) = d

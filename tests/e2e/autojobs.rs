@@ -159,21 +159,25 @@ async fn s04_a_hundred_rapid_reports_of_one_print_make_one_job_with_throttled_pr
             "sequence_id": i.to_string()
         }});
         lines.push_str(
-            &json!({"delay_ms": if i == 0 { 500 } else { 10 }, "payload": print}).to_string(),
+            &json!({"delay_ms": if i == 0 { 2000 } else { 10 }, "payload": print}).to_string(),
         );
         lines.push('\n');
     }
     lines.push_str(&json!({"delay_ms": 300, "payload": {"print": {"gcode_state": "FINISH", "mc_percent": 100, "gcode_file": "rapid.3mf", "subtask_name": "rapid", "command": "push_status"}}}).to_string());
     std::fs::write(&path, lines).unwrap();
-    let r = Rig::start(farm().bambu(1, Style::P1).replay("bambu_2", &path)).await;
+    // The WebSocket client subscribes before the recording plays (it starts when the
+    // daemon subscribes, and waits 2 s before its first report).
+    let sim = farm().replay("bambu_1", &path).start().await.unwrap();
+    let d = rig::start_daemon(rig::DAEMON_EXTRA, sim.config_toml()).await;
+    let r = Rig { sim, d };
     let mut ws = r.d.ws().await;
     ws.subscribe(
-        json!({"printer_ids": ["bambu_2"], "events": ["job_auto_created", "job_updated"]}),
+        json!({"printer_ids": ["bambu_1"], "events": ["job_auto_created", "job_updated"]}),
     )
     .await;
     let jobs = r
         .wait_jobs(
-            "printer_id=bambu_2",
+            "printer_id=bambu_1",
             "the replayed print to complete",
             one_completed,
         )
