@@ -11,7 +11,8 @@ use printers_support::*;
 use printfarmd::config::Secret;
 use printfarmd::domain::PrinterType;
 use printfarmd::printers::{
-    ConnectionState as C, PrinterActor, PrinterEvent, PrinterState as S, Stop, start_printer_tuned,
+    ConnectionState as C, PrinterActor, PrinterEvent, PrinterState as S, SetPin, Stop,
+    start_printer_tuned,
 };
 use printfarmd::sim::{Action, SimError, SimFarm, SimFarmBuilder, Style};
 
@@ -347,6 +348,12 @@ async fn a_changed_certificate_is_refused_with_the_repin_command() {
         1,
         "a changed certificate is not re-pinned"
     );
+
+    // The operator resets the pin: the next certificate is trusted on first contact.
+    addr.send(SetPin(None)).await.unwrap();
+    connected(&mut ev, &id).await;
+    assert_eq!(ev.certificates.len(), 2);
+    assert_ne!(ev.certificates[0].1, ev.certificates[1].1);
     addr.do_send(Stop);
     second.shutdown().await;
 }
