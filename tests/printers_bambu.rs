@@ -252,7 +252,8 @@ async fn watchdog_reconnects_a_silent_printer() {
     let (sink, mut ev) = collector();
     let (id, addr, _settings) = start(&farm, 0, sink, 1);
     connected(&mut ev, &id).await;
-    farm.control(&id, Action::Silence { seconds: 5 })
+    // Silent for twice the watchdog's nudge-and-reconnect time (4 intervals of 1 s).
+    farm.control(&id, Action::Silence { seconds: 8 })
         .await
         .unwrap();
     let s = ev
