@@ -378,3 +378,30 @@ async fn stop_ends_the_session_promptly() {
     }
     farm.shutdown().await;
 }
+
+#[actix::test]
+async fn a_wrong_case_serial_is_reported_not_silently_ignored() {
+    let farm = farm().bambu(1, Style::X1).start().await.unwrap();
+    let (sink, mut ev) = collector();
+    let p = &farm.printers()[0];
+    let mut cfg = config_of(p);
+    // The broker accepts the subscription and the printer publishes nothing on it.
+    cfg.serial = cfg.serial.map(|s| s.to_lowercase());
+    let (_tx, rx) = settings(1);
+    let addr = start_printer_tuned(cfg, None, rx, sink, fast());
+    ev.wait_for(&p.id, "connected", |s| s.connection == C::Connected)
+        .await;
+    let s = ev
+        .wait_for(&p.id, "dropped for want of reports", |s| {
+            s.connection == C::Disconnected
+        })
+        .await;
+    let why = s.last_error.unwrap();
+    assert!(why.contains("case-sensitive"), "{why}");
+    assert!(
+        ev.of(&p.id).all(|s| s.state == S::Unknown),
+        "no state is invented without a report"
+    );
+    addr.do_send(Stop);
+    farm.shutdown().await;
+}
