@@ -22,7 +22,9 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::jobs::JobCreator;
 use crate::jobs::creator::Tick;
-use crate::registry::PrinterRegistry;
+use crate::printers::manager::{PrinterManager, StartPrinter, StopAll};
+use crate::printers::view::LiveStates;
+use crate::registry::{Entry, ManagedBy, PrinterRegistry};
 use crate::store::{self, ReadPool};
 
 /// How often progress is written and published: at most one `job_updated` a second
@@ -55,14 +57,32 @@ pub async fn run(
 
     let health = Arc::new(Health::default());
     let printers = PrinterRegistry::from_config(&config.printers);
+    // Printers added through the API come back after a restart; an id the config file
+    // also uses is the config file's.
+    for p in store::printers::list_api_printers(&conn).context("reading saved printers")? {
+        if printers.get(p.id.as_str()).is_some() {
+            tracing::warn!(printer_id = %p.id, "a printer saved through the API has the id of a config-file printer; the config file's entry is used");
+            continue;
+        }
+        printers.insert(Entry {
+            config: p,
+            managed_by: ManagedBy::Api,
+        });
+    }
+    let pins = store::printers::all_pins(&conn).context("reading certificate pins")?;
+    let live = LiveStates::default();
     let broadcaster = Broadcaster::new().start();
 
     // The SyncArbiter calls the factory on its thread, and again if the actor ever
     // restarts; the connection opened (and migrated) above is used the first time.
     let first = Mutex::new(Some(conn));
     let factory = {
-        let (broadcaster, printers, health) =
-            (broadcaster.clone(), printers.clone(), health.clone());
+        let (broadcaster, printers, live, health) = (
+            broadcaster.clone(),
+            printers.clone(),
+            live.clone(),
+            health.clone(),
+        );
         move || {
             let conn = first
                 .lock()
@@ -77,6 +97,7 @@ pub async fn run(
                 broadcaster.clone(),
                 settings_tx.clone(),
                 printers.clone(),
+                live.clone(),
                 health.clone(),
             )
         }
@@ -97,8 +118,20 @@ pub async fn run(
         });
     }
 
+    // One actor per printer; statuses go to the JobCreator.
+    let manager = PrinterManager::new(settings_rx.clone(), creator.clone().recipient()).start();
+    for e in printers.all() {
+        let pin = pins.get(&e.config.id).cloned();
+        manager.do_send(StartPrinter {
+            config: e.config,
+            pin,
+        });
+    }
+
     let state = AppState {
         creator,
+        manager: manager.clone(),
+        live,
         broadcaster: broadcaster.clone(),
         reads: ReadPool::new(&config.database.path),
         settings: settings_rx,
@@ -131,6 +164,7 @@ pub async fn run(
     // and give HTTP requests a bounded time to finish.
     if drained_rx.await.is_ok() {
         broadcaster.do_send(CloseAll(SHUTDOWN_REASON));
+        manager.do_send(StopAll);
         if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
             tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; stopping anyway");
         }

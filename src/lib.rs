@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod broadcast;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod health;
 pub mod jobs;

@@ -29,8 +29,42 @@ enum Command {
     Run,
     /// Validate the configuration and exit.
     CheckConfig,
+    /// The daemon with a built-in simulated farm that prints by itself: nothing else to
+    /// install. Opens the dashboard on --bind (default 127.0.0.1:8000).
+    Demo {
+        /// Where the dashboard and API listen.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        bind: std::net::SocketAddr,
+        /// Keep the history in this SQLite file (default: a temporary one).
+        #[arg(long)]
+        database: Option<PathBuf>,
+        /// Simulated Bambu Lab printers (half X1-style, half P1-style).
+        #[arg(long, default_value_t = 4)]
+        bambu: usize,
+        /// Simulated PrusaLink printers.
+        #[arg(long, default_value_t = 2)]
+        prusa: usize,
+        /// Where the simulator's control API listens.
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        control: std::net::SocketAddr,
+    },
     /// Run simulated printers (Bambu MQTT/TLS, PrusaLink HTTP) with a control API, until stopped.
     Simulate(printfarmd::sim::cli::SimulateArgs),
+    /// Manage pinned printer certificates.
+    Pin {
+        #[command(subcommand)]
+        action: PinCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinCommand {
+    /// Forget a printer's pinned TLS certificate; the next one it presents is pinned.
+    /// Use it after a firmware update or a board replacement changed the certificate.
+    Reset {
+        /// The printer's id, as in daemon.toml or GET /api/v1/printers.
+        printer_id: String,
+    },
 }
 
 fn init_logging() {
@@ -54,7 +88,23 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Demo {
+            bind,
+            database,
+            bambu,
+            prusa,
+            control,
+        } => demo(printfarmd::demo::DemoOptions {
+            bind,
+            database,
+            bambu,
+            prusa,
+            control,
+        }),
         Command::Simulate(args) => printfarmd::sim::cli::run(args),
+        Command::Pin {
+            action: PinCommand::Reset { printer_id },
+        } => pin_reset(cli.config, &printer_id),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,6 +137,48 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn pin_reset(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
+    use printfarmd::store;
+    let config = load(path)?;
+    let db = &config.database.path;
+    let conn =
+        store::open_writer(db).with_context(|| format!("opening the database {}", db.display()))?;
+    let known = config.printers.iter().any(|p| p.id.as_str() == id)
+        || store::printers::list_api_printers(&conn)?
+            .iter()
+            .any(|p| p.id.as_str() == id);
+    if !known {
+        anyhow::bail!(
+            "no printer {id:?} in {} or among the printers added through the API",
+            db.display()
+        );
+    }
+    store::printers::set_pin(&conn, id, None)?;
+    println!(
+        "{id}: certificate pin cleared; the certificate it presents next will be pinned.\n\
+         If printfarmd is running, restart it (systemctl restart printfarmd) or call\n\
+         POST /api/v1/printers/{id}/certificate/reset so it reconnects now."
+    );
+    Ok(())
+}
+
+fn runtime<F: std::future::Future>(f: F) -> F::Output {
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("building the tokio runtime")
+    })
+    .block_on(f)
+}
+
+fn demo(opts: printfarmd::demo::DemoOptions) -> anyhow::Result<()> {
+    runtime(printfarmd::demo::run(
+        opts,
+        printfarmd::app::shutdown_signal(),
+    ))
+}
+
 fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(path)?;
     let bind = config.bind_addr().map_err(anyhow::Error::msg)?;
@@ -94,13 +186,7 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         format!("cannot listen on {bind}; is another printfarmd running? Set server.bind or PRINTFARMD_SERVER__BIND")
     })?;
     std_listener.set_nonblocking(true)?;
-    actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("building the tokio runtime")
-    })
-    .block_on(async move {
+    runtime(async move {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         printfarmd::app::run(config, listener, printfarmd::app::shutdown_signal()).await
     })

@@ -68,6 +68,9 @@ impl From<StoreError> for ApiError {
         let msg = e.to_string();
         match e {
             StoreError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "job_not_found", msg),
+            StoreError::PrinterNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "printer_not_found", msg)
+            }
             StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
             StoreError::Invalid(_) => ApiError::unprocessable(msg),
             StoreError::DiskFull => {

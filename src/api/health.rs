@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::{AppState, with_state};
-use crate::broadcast::{ClientCount, LatestStatuses};
+use crate::broadcast::ClientCount;
 use crate::time;
 
 /// How long the health check waits for the database and the Broadcaster.
@@ -41,16 +41,7 @@ async fn health(st: AppState) -> warp::reply::Response {
             None,
         ),
     };
-    let statuses = st
-        .broadcaster
-        .send(LatestStatuses)
-        .timeout(CHECK_TIMEOUT)
-        .await
-        .unwrap_or_default();
-    let connected = statuses
-        .values()
-        .filter(|s| s.get("connection").and_then(|c| c.as_str()) == Some("connected"))
-        .count();
+    let connected = st.live.connected();
     let clients = st
         .broadcaster
         .send(ClientCount)

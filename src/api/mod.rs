@@ -6,9 +6,11 @@
 
 pub mod auth;
 pub mod body;
+mod dashboard;
 pub mod error;
 mod health;
 mod jobs;
+mod printers;
 mod settings;
 mod ws;
 
@@ -23,6 +25,8 @@ use crate::broadcast::Broadcaster;
 use crate::config::{AuthConfig, Settings};
 use crate::health::Health;
 use crate::jobs::JobCreator;
+use crate::printers::manager::PrinterManager;
+use crate::printers::view::LiveStates;
 use crate::registry::PrinterRegistry;
 use crate::store::ReadPool;
 
@@ -36,6 +40,8 @@ pub const ACTOR_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub creator: Addr<JobCreator>,
+    pub manager: Addr<PrinterManager>,
+    pub live: LiveStates,
     pub broadcaster: Addr<Broadcaster>,
     pub reads: ReadPool,
     pub settings: watch::Receiver<Settings>,
@@ -56,23 +62,21 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let api = auth::require(st.auth.clone()).and(
         jobs::routes(st.clone())
+            .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
             .or(health::routes(st.clone())),
     );
     let ws = ws::route(st.clone());
-    let index = warp::path::end()
-        .and(warp::get())
-        .map(|| warp::reply::html(INDEX_HTML));
+    // The dashboard sets its own cache headers (ETag + revalidate); everything else,
+    // errors included, must never be cached.
     api.or(ws)
-        .or(index)
+        .or(dashboard::routes())
         .recover(error::recover)
-        .with(warp::reply::with::header("cache-control", "no-store"))
+        .with(warp::reply::with::default_header(
+            "cache-control",
+            "no-store",
+        ))
 }
-
-/// Until the dashboard lands (its own issue), `/` says where things are.
-const INDEX_HTML: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>printfarmd</title></head>
-<body><h1>printfarmd</h1><p>The REST API is under <code>/api/v1</code> (<a href="/api/v1/jobs">jobs</a>,
-<a href="/api/v1/settings">settings</a>, <a href="/api/v1/health">health</a>); the event stream is the WebSocket at <code>/ws</code>.</p></body></html>"#;
 
 pub(crate) fn reject_err(e: impl Into<ApiError>) -> Rejection {
     e.into().reject()

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::creator::{JobCreator, record_of};
-use super::lifecycle::{Decision, Observation, Start, same_file};
+use super::lifecycle::{Decision, Observation, ObservedState, Start, same_file};
 use super::model::Job;
 use crate::broadcast::EventKind;
 use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
@@ -39,14 +39,87 @@ impl JobCreator {
                     end_time,
                 } => self.close_print(printer, &job_id, status, end_time),
                 Decision::Start(s) => self.start_print(printer, printer_type, s, obs.at),
+                Decision::Missed { start, status } => {
+                    self.record_missed(printer, printer_type, start, status, obs.at)
+                }
             };
             if let Err(e) = r {
                 // Logged (rate-limited) and shown on /health by `track`; the tracker
                 // was not told, so the next status from this printer retries.
                 tracing::debug!(printer_id = %printer, error = %e, "job update not written; will retry");
-                break;
+                return;
             }
         }
+        if let Err(e) = self.learn_start_time(printer, obs) {
+            tracing::debug!(printer_id = %printer, error = %e, "printer start time not written; will retry");
+        }
+    }
+
+    /// Rule 9: a print seen only by its end (it fell between two polls): created, then
+    /// closed with the end the printer shows.
+    fn record_missed(
+        &mut self,
+        printer: &PrinterId,
+        printer_type: PrinterType,
+        start: Start,
+        status: JobStatus,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut open = start.clone();
+        open.status = JobStatus::Running;
+        self.start_print(printer, printer_type, open, at)?;
+        let Some(id) = self
+            .trackers
+            .get(printer)
+            .and_then(|t| t.open())
+            .map(|o| o.job_id.clone())
+        else {
+            // Auto-creation is off: nothing was recorded.
+            return Ok(());
+        };
+        self.close_print(printer, &id, status, at)
+    }
+
+    /// A start time the printer reports only after the job was opened (X1: once the
+    /// preparation stages begin) is recorded on the job, when the printer's own job id
+    /// proves it is the same print.
+    fn learn_start_time(
+        &mut self,
+        printer: &PrinterId,
+        obs: &Observation,
+    ) -> Result<(), StoreError> {
+        let Some(t) = obs.printer_start_time else {
+            return Ok(());
+        };
+        let Some(open) = self.trackers.get(printer).and_then(|tr| tr.open()) else {
+            return Ok(());
+        };
+        if open.printer_start_time.is_some()
+            || open.printer_job_id.is_none()
+            || open.printer_job_id != obs.printer_job_id
+            || !matches!(
+                obs.state,
+                ObservedState::Preparing | ObservedState::Printing | ObservedState::Paused
+            )
+        {
+            return Ok(());
+        }
+        let id = open.job_id.clone();
+        let Some(mut job) = self.open.get(&id).cloned() else {
+            return Ok(());
+        };
+        job.printer_start_time = Some(t);
+        if job.is_auto_created() {
+            job.customer_info
+                .insert("printer_start_time".into(), json!(time::format(t)));
+        }
+        job.updated_at = time::now();
+        self.track(store::jobs::update(&self.conn, &job))?;
+        self.dirty.remove(&id);
+        self.open.insert(id, job.clone());
+        self.tracker(printer).learned_start_time(t);
+        self.publish_job(EventKind::JobUpdated, &job);
+        Ok(())
     }
 
     fn continue_print(
@@ -86,7 +159,7 @@ impl JobCreator {
         Ok(())
     }
 
-    fn close_print(
+    pub(super) fn close_print(
         &mut self,
         printer: &PrinterId,
         id: &JobId,

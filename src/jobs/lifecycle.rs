@@ -36,6 +36,9 @@ pub const RECENT_WINDOW: Duration = Duration::minutes(10);
 /// Closed prints remembered per printer (a printer ends a print every few minutes at
 /// the very most; four covers any flapping seen in practice).
 pub const RECENT_MAX: usize = 4;
+/// The file name of a print seen only by its end state when the printer did not say
+/// what it printed (PrusaLink's end screen carries no job object).
+pub const UNKNOWN_FILE: &str = "unknown";
 /// Progress at or above which a print that ended unseen is taken as completed.
 pub const COMPLETED_PROGRESS: f64 = 99.0;
 
@@ -138,6 +141,10 @@ pub enum Decision {
     },
     /// A new print: attach a pending manual job or create one (if auto-creation is on).
     Start(Start),
+    /// A print that started and ended between two polls of a polled printer (rule 9):
+    /// seen only by its end state and the printer's advanced job id. Record it and close
+    /// it at once.
+    Missed { start: Start, status: JobStatus },
 }
 
 /// One printer's lifecycle.
@@ -150,6 +157,8 @@ pub struct PrinterTracker {
     seen_since_start: bool,
     startup_print: Option<(Option<String>, String)>,
     last_state: Option<ObservedState>,
+    /// The printer's own job id in the last connected status (polled printers, rule 9).
+    last_job_id: Option<String>,
 }
 
 fn file_of(obs: &Observation) -> String {
@@ -216,12 +225,15 @@ impl PrinterTracker {
             return Vec::new();
         }
         let active = obs.is_active();
-        let first = !self.seen_since_start;
+        // The first status that says what the printer is doing (a driver may announce
+        // "connected" before the printer's first report).
+        let first = !self.seen_since_start && obs.state != ObservedState::Unknown;
         if first {
             self.seen_since_start = true;
             self.startup_print = active.then(|| (obs.printer_job_id.clone(), file_of(obs)));
         }
         let previous = self.last_state.replace(obs.state);
+        let previous_job_id = std::mem::replace(&mut self.last_job_id, obs.printer_job_id.clone());
         let mut out = Vec::new();
         if active {
             if let Some(open) = &self.open {
@@ -257,6 +269,20 @@ impl PrinterTracker {
                 r.ended_since = true;
             }
         }
+        if self.open.is_none()
+            && let Some(status) = ended
+            && self.missed_print(obs, first, previous, previous_job_id.as_deref())
+        {
+            let mut start = self.start(obs);
+            start.status = status;
+            if start.filename.is_empty() {
+                // PrusaLink drops the job object at the end screen: the file is unknown.
+                start.filename = UNKNOWN_FILE.to_owned();
+                start.job_name = "Print seen only at its end".to_owned();
+            }
+            out.push(Decision::Missed { start, status });
+            return out;
+        }
         if let Some(open) = &self.open {
             let status = match (ended, obs.state) {
                 (Some(st), _) if obs.filename.is_none() || same_print(open, obs) => Some(st),
@@ -291,6 +317,34 @@ impl PrinterTracker {
             }
         }
         out
+    }
+
+    /// Rule 9: a polled printer shows the end of a print it was never seen printing —
+    /// the whole print fell between two polls. Evidence: the printer was idle at the
+    /// previous poll, or its own job id moved on. Never on the first status after start
+    /// (that end may be a print the previous run recorded), never for push printers (they
+    /// report every state, so an unseen end is a stale screen), never for a print just
+    /// closed.
+    fn missed_print(
+        &self,
+        obs: &Observation,
+        first: bool,
+        previous: Option<ObservedState>,
+        previous_job_id: Option<&str>,
+    ) -> bool {
+        let polled = !matches!(obs.printer_type, PrinterType::Bambu);
+        let new_id = obs
+            .printer_job_id
+            .as_deref()
+            .is_some_and(|id| Some(id) != previous_job_id);
+        polled
+            && !first
+            && self.seen_since_start
+            && (previous == Some(ObservedState::Idle) || new_id)
+            && !self.is_stale(obs)
+            && !self.recent.iter().any(|r| {
+                r.print.printer_job_id.is_some() && r.print.printer_job_id == obs.printer_job_id
+            })
     }
 
     /// A report of a print that was just closed, with no end seen since (rule 3).
@@ -344,6 +398,14 @@ impl PrinterTracker {
     pub fn opened(&mut self, rec: PrintRecord) {
         self.startup_print = None;
         self.open = Some(rec);
+    }
+
+    /// The printer reported the open print's start time only after the job was opened
+    /// (an X1 sets `gcode_start_time` once its preparation stages begin).
+    pub fn learned_start_time(&mut self, t: Timestamp) {
+        if let Some(o) = self.open.as_mut() {
+            o.printer_start_time = Some(t);
+        }
     }
 
     /// The open job continues with this progress and status.

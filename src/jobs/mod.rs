@@ -4,6 +4,7 @@ mod auto;
 pub mod creator;
 pub mod lifecycle;
 pub mod model;
+pub mod printers;
 
 pub use creator::JobCreator;
 pub use model::{Job, JobPatch, NewJob};

@@ -7,8 +7,10 @@ mod backoff;
 mod bad_payloads;
 pub mod bambu;
 pub mod driver;
+pub mod manager;
 pub mod prusalink;
 pub mod status;
+pub mod view;
 
 pub use actor::{PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
 pub use driver::Tuning;

@@ -125,6 +125,11 @@ impl PrinterStatus {
             PrinterState::Cancelled => ObservedState::Cancelled,
             PrinterState::Error | PrinterState::Unknown => ObservedState::Unknown,
         };
+        // While a print is being prepared, progress and remaining time are whatever the
+        // previous print left (Bambu deltas keep stale fields, protocols.md §2.7): they
+        // say nothing of this print, and a stale 100 followed by a real 5 would look
+        // like a restart.
+        let preparing = state == ObservedState::Preparing;
         Observation {
             printer_type: self.printer_type,
             connected: self.connection == ConnectionState::Connected,
@@ -134,8 +139,8 @@ impl PrinterStatus {
             printer_job_id: self.printer_job_id.clone(),
             printer_start_time: self.printer_start_time,
             elapsed_s: self.elapsed_s,
-            progress: self.progress,
-            remaining_s: self.remaining_s,
+            progress: if preparing { None } else { self.progress },
+            remaining_s: if preparing { None } else { self.remaining_s },
             first_after_connect: self.first_after_connect,
             at: self.observed_at,
         }

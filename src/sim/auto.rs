@@ -52,7 +52,7 @@ pub async fn run(farm: Arc<FarmShared>, seed: u64) {
         .map(|i| Plan {
             id: i.id.clone(),
             prusa: i.kind == "prusalink",
-            next_at: start + Duration::from_millis(rng.random_range(500..15_000)),
+            next_at: start + Duration::from_millis(rng.random_range(300..5_000)),
             pending: VecDeque::new(),
         })
         .collect();

@@ -4,6 +4,7 @@
 //! - `GET /printers`: every printer as its `[[printers]]` entry plus `style`.
 //! - `GET /printers/{id}`: `{"printer": <entry>, "status": <snapshot>}`.
 //! - `GET /config`: the `[[printers]]` TOML block for `printfarmd run`.
+//! - `GET /ca.pem`: the simulator CA that signs every Bambu leaf certificate.
 //! - `POST /printers/{id}/{action}`: `print` (`{"file", "duration_s", "layers"?}`), `pause`,
 //!   `resume`, `finish`, `fail`, `cancel`, `reboot`, `disconnect`, `silence` (`{"seconds"}`),
 //!   `garbage`, `dismiss`.
@@ -55,16 +56,17 @@ fn routes(
     shared: Arc<FarmShared>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let farm = warp::any().map(move || Arc::clone(&shared));
-    let list = warp::get()
-        .and(warp::path!("printers"))
+    // Path first, then method: an unknown path is a 404, a known one with the wrong method a 405.
+    let list = warp::path!("printers")
+        .and(warp::get())
         .and(farm.clone())
         .map(|f: Arc<FarmShared>| warp::reply::json(&f.infos).into_response());
-    let one = warp::get()
-        .and(warp::path!("printers" / String))
+    let one = warp::path!("printers" / String)
+        .and(warp::get())
         .and(farm.clone())
         .and_then(get_printer);
-    let config = warp::get()
-        .and(warp::path!("config"))
+    let config = warp::path!("config")
+        .and(warp::get())
         .and(farm.clone())
         .map(|f: Arc<FarmShared>| {
             warp::reply::with_header(
@@ -74,14 +76,23 @@ fn routes(
             )
             .into_response()
         });
-    let action = warp::post()
-        .and(warp::path!("printers" / String / String))
+    let ca = warp::path!("ca.pem")
+        .and(warp::get())
+        .and(farm.clone())
+        .map(|f: Arc<FarmShared>| {
+            warp::reply::with_header(f.ca_pem.clone(), "content-type", "application/x-pem-file")
+                .into_response()
+        });
+    let action = warp::path!("printers" / String / String)
+        .and(warp::post())
         .and(warp::body::stream())
         .and(farm)
         .and_then(post_action);
     list.or(one)
         .unify()
         .or(config)
+        .unify()
+        .or(ca)
         .unify()
         .or(action)
         .unify()

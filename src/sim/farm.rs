@@ -99,6 +99,7 @@ pub(crate) enum SimPrinter {
 pub(crate) struct FarmShared {
     pub printers: Vec<SimPrinter>,
     pub infos: Vec<SimPrinterInfo>,
+    pub ca_pem: String,
     index: HashMap<String, usize>,
 }
 
@@ -438,6 +439,7 @@ impl SimFarmBuilder {
         let shared = Arc::new(FarmShared {
             printers,
             infos,
+            ca_pem: ca_pem.clone(),
             index,
         });
 

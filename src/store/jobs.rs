@@ -176,69 +176,172 @@ fn like_pattern(s: &str) -> String {
     out
 }
 
-/// One page of jobs, newest first, and how many match in all.
-pub fn list(conn: &Connection, q: &JobQuery) -> Result<(Vec<Job>, u64), StoreError> {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut args: Vec<SqlValue> = Vec::new();
-    let bind = |v: SqlValue, args: &mut Vec<SqlValue>| {
-        args.push(v);
-        format!("?{}", args.len())
-    };
-    if let Some(p) = &q.printer_id {
-        clauses.push(format!(
-            "printer_id = {}",
-            bind(p.clone().into(), &mut args)
-        ));
+/// Parameters bound by number (`?N`), so one value can serve several terms.
+#[derive(Default)]
+struct Binds(Vec<SqlValue>);
+
+impl Binds {
+    fn bind(&mut self, v: impl Into<SqlValue>) -> String {
+        self.0.push(v.into());
+        format!("?{}", self.0.len())
     }
-    if !q.statuses.is_empty() {
-        let list: Vec<String> = q
-            .statuses
-            .iter()
-            .map(|s| bind(s.as_str().to_owned().into(), &mut args))
-            .collect();
-        clauses.push(format!("status IN ({})", list.join(",")));
+}
+
+/// The terms of a query other than its statuses, each already bound.
+fn other_terms(q: &JobQuery, b: &mut Binds) -> Vec<String> {
+    let mut terms = Vec::new();
+    if let Some(p) = &q.printer_id {
+        terms.push(format!("printer_id = {}", b.bind(p.clone())));
     }
     if let Some(a) = q.auto_created {
-        clauses.push(format!(
-            "auto_created = {}",
-            bind((a as i64).into(), &mut args)
-        ));
+        terms.push(format!("auto_created = {}", b.bind(a as i64)));
     }
     if let Some(t) = q.since {
-        clauses.push(format!(
-            "created_at >= {}",
-            bind(time::format(t).into(), &mut args)
-        ));
+        terms.push(format!("created_at >= {}", b.bind(time::format(t))));
     }
     if let Some(t) = q.until {
-        clauses.push(format!(
-            "created_at < {}",
-            bind(time::format(t).into(), &mut args)
-        ));
+        terms.push(format!("created_at < {}", b.bind(time::format(t))));
     }
     if let Some(text) = &q.q {
-        let p = bind(like_pattern(text).into(), &mut args);
-        clauses.push(format!(
+        let p = b.bind(like_pattern(text));
+        terms.push(format!(
             "(filename LIKE {p} ESCAPE '\\' OR job_name LIKE {p} ESCAPE '\\')"
         ));
     }
-    let filter = if clauses.is_empty() {
+    terms
+}
+
+fn statuses_term(statuses: &[JobStatus], b: &mut Binds) -> String {
+    let list: Vec<String> = statuses
+        .iter()
+        .map(|s| b.bind(s.as_str().to_owned()))
+        .collect();
+    format!("status IN ({})", list.join(","))
+}
+
+fn where_clause(terms: &[String]) -> String {
+    if terms.is_empty() {
         String::new()
     } else {
-        format!("WHERE {}", clauses.join(" AND "))
+        format!("WHERE {}", terms.join(" AND "))
+    }
+}
+
+/// The index a filtered list walks. Chosen here rather than by SQLite's planner: with
+/// no statistics it guesses every index equally selective and, given printer_id, status
+/// and auto_created together, walked the 300,000-entry auto_created index instead of
+/// one printer's thousand jobs (260 ms instead of 0.3 ms over 1,000,000 jobs). Each of
+/// these indexes ends in seq, so the walk is already newest first and stops after the
+/// page. Time and text filters alone are left to the planner.
+fn index_for(q: &JobQuery) -> &'static str {
+    if q.printer_id.is_some() {
+        "INDEXED BY jobs_by_printer"
+    } else if !q.statuses.is_empty() {
+        "INDEXED BY jobs_by_status"
+    } else if q.auto_created.is_some() {
+        "INDEXED BY jobs_by_auto_created"
+    } else {
+        ""
+    }
+}
+
+/// How many jobs match. For the equality filters alone (printer_id, status,
+/// auto_created) this is a sum over the exact counters that triggers keep (migration
+/// 2), a few rows whatever the size of the history; only `since`, `until` and `q` count
+/// the matching rows.
+fn count(conn: &Connection, q: &JobQuery, statuses: &[JobStatus]) -> Result<u64, StoreError> {
+    let mut b = Binds::default();
+    let sql = if q.since.is_none() && q.until.is_none() && q.q.is_none() {
+        let mut terms = Vec::new();
+        let table = match &q.printer_id {
+            Some(p) => {
+                terms.push(format!("printer_id = {}", b.bind(p.clone())));
+                "job_counts"
+            }
+            None => "job_totals",
+        };
+        if !statuses.is_empty() {
+            terms.push(statuses_term(statuses, &mut b));
+        }
+        if let Some(a) = q.auto_created {
+            terms.push(format!("auto_created = {}", b.bind(a as i64)));
+        }
+        format!(
+            "SELECT coalesce(sum(n), 0) FROM {table} {}",
+            where_clause(&terms)
+        )
+    } else {
+        let mut terms = other_terms(q, &mut b);
+        if !statuses.is_empty() {
+            terms.push(statuses_term(statuses, &mut b));
+        }
+        format!(
+            "SELECT count(*) FROM jobs {} {}",
+            index_for(q),
+            where_clause(&terms)
+        )
     };
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM jobs {filter}"))?
-        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-    let limit = bind(i64::from(q.limit.min(MAX_LIMIT)).into(), &mut args);
-    let offset = bind((q.offset.min(i64::MAX as u64) as i64).into(), &mut args);
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(b.0.iter()), |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// One page of jobs, newest first. The page's `seq`s are found first, on the index
+/// alone where it covers the filter, so rows skipped by `offset` are never read in
+/// full; then the page's rows are read. Several statuses are walked one index range
+/// each and merged in seq order (SQLite's MERGE of a compound select): `status IN (..)`
+/// on one index would sort every match before taking the page.
+fn page(conn: &Connection, q: &JobQuery, statuses: &[JobStatus]) -> Result<Vec<Job>, StoreError> {
+    let mut b = Binds::default();
+    let others = other_terms(q, &mut b);
+    let index = index_for(q);
+    let seqs = if statuses.len() > 1 {
+        let arms: Vec<String> = statuses
+            .iter()
+            .map(|s| {
+                let mut terms = others.clone();
+                terms.push(format!("status = {}", b.bind(s.as_str().to_owned())));
+                format!("SELECT seq FROM jobs {index} {}", where_clause(&terms))
+            })
+            .collect();
+        format!("{} ORDER BY 1 DESC", arms.join(" UNION ALL "))
+    } else {
+        let mut terms = others;
+        if let [s] = statuses {
+            terms.push(format!("status = {}", b.bind(s.as_str().to_owned())));
+        }
+        format!(
+            "SELECT seq FROM jobs {index} {} ORDER BY seq DESC",
+            where_clause(&terms)
+        )
+    };
+    let limit = b.bind(i64::from(q.limit.min(MAX_LIMIT)));
+    let offset = b.bind(q.offset.min(i64::MAX as u64) as i64);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM jobs {filter} ORDER BY seq DESC LIMIT {limit} OFFSET {offset}"
+        "SELECT {COLUMNS} FROM jobs WHERE seq IN ({seqs} LIMIT {limit} OFFSET {offset}) \
+         ORDER BY seq DESC"
     ))?;
     let jobs = stmt
-        .query_map(params_from_iter(args.iter()), from_row)?
+        .query_map(params_from_iter(b.0.iter()), from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((jobs, total as u64))
+    Ok(jobs)
+}
+
+/// One page of jobs, newest first, and how many match in all, both from one snapshot.
+pub fn list(conn: &Connection, q: &JobQuery) -> Result<(Vec<Job>, u64), StoreError> {
+    let mut statuses = q.statuses.clone();
+    statuses.sort_by_key(|s| s.as_str());
+    statuses.dedup();
+    let tx = conn.unchecked_transaction()?;
+    let total = count(&tx, q, &statuses)?;
+    let jobs = if total > q.offset {
+        page(&tx, q, &statuses)?
+    } else {
+        Vec::new()
+    };
+    tx.commit()?;
+    Ok((jobs, total))
 }
 
 #[cfg(test)]
@@ -347,5 +450,129 @@ mod tests {
             q.offset = 8
         });
         assert_eq!((page.len(), n), (2, 10));
+    }
+
+    /// What `list` must answer, computed the slow, obvious way.
+    fn brute(c: &Connection, q: &JobQuery) -> (Vec<String>, u64) {
+        let mut stmt = c
+            .prepare("SELECT id, printer_id, status, auto_created FROM jobs ORDER BY seq DESC")
+            .unwrap();
+        let all: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|(_, p, s, a)| {
+                q.printer_id.as_ref().is_none_or(|x| x == p)
+                    && (q.statuses.is_empty() || q.statuses.iter().any(|x| x.as_str() == s))
+                    && q.auto_created.is_none_or(|x| (x as i64) == *a)
+            })
+            .map(|(id, ..)| id)
+            .collect();
+        let n = all.len() as u64;
+        let page = all
+            .into_iter()
+            .skip(q.offset as usize)
+            .take(q.limit as usize)
+            .collect();
+        (page, n)
+    }
+
+    fn check_every_filter(c: &Connection) {
+        let printers = [None, Some("p1".to_owned()), Some("p2".to_owned())];
+        let statuses = [
+            vec![],
+            vec![JobStatus::Completed],
+            vec![JobStatus::Running, JobStatus::Paused],
+            vec![JobStatus::Failed, JobStatus::Completed, JobStatus::Failed],
+        ];
+        for printer_id in &printers {
+            for st in &statuses {
+                for auto_created in [None, Some(true), Some(false)] {
+                    for (limit, offset) in [(50, 0), (2, 1), (3, 100)] {
+                        let q = JobQuery {
+                            printer_id: printer_id.clone(),
+                            statuses: st.clone(),
+                            auto_created,
+                            limit,
+                            offset,
+                            ..Default::default()
+                        };
+                        let (jobs, n) = list(c, &q).unwrap();
+                        let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+                        assert_eq!((ids, n), brute(c, &q), "{q:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn totals_and_pages_stay_exact_through_every_write() {
+        let c = db();
+        let mut ids = Vec::new();
+        for i in 0..24 {
+            let st = [
+                JobStatus::Completed,
+                JobStatus::Failed,
+                JobStatus::Cancelled,
+            ][i % 3];
+            let j = job(
+                ["p1", "p2", "p3"][i % 3 / 2 + i % 2],
+                &format!("f{i}.3mf"),
+                st,
+                i % 4 == 0,
+            );
+            insert(&c, &j).unwrap();
+            ids.push(j);
+        }
+        insert(&c, &job("p1", "open.3mf", JobStatus::Running, true)).unwrap();
+        insert(&c, &job("p2", "open.3mf", JobStatus::Paused, false)).unwrap();
+        check_every_filter(&c);
+
+        // A status change, a move to another printer, auto_created dropped, a delete,
+        // and a progress-only update (which must leave the counters alone).
+        let mut a = ids[0].clone();
+        a.status = JobStatus::Failed;
+        update(&c, &a).unwrap();
+        let mut b = ids[1].clone();
+        b.printer_id = PrinterId::new("p2").unwrap();
+        update(&c, &b).unwrap();
+        let mut d = ids[4].clone();
+        d.customer_info.clear();
+        update(&c, &d).unwrap();
+        assert!(delete(&c, ids[5].id.as_str()).unwrap());
+        let mut e = ids[6].clone();
+        e.progress = 42.0;
+        update(&c, &e).unwrap();
+        check_every_filter(&c);
+    }
+
+    #[test]
+    fn time_and_text_filters_count_rows() {
+        let c = db();
+        for i in 0..5 {
+            insert(
+                &c,
+                &job("p1", &format!("f{i}.3mf"), JobStatus::Completed, true),
+            )
+            .unwrap();
+        }
+        let q = JobQuery {
+            q: Some("f1".into()),
+            statuses: vec![JobStatus::Completed, JobStatus::Failed],
+            since: Some(time::now() - chrono::Duration::hours(1)),
+            limit: 50,
+            ..Default::default()
+        };
+        let (jobs, n) = list(&c, &q).unwrap();
+        assert_eq!((jobs.len(), n), (1, 1));
+        assert_eq!(jobs[0].filename, "f1.3mf");
     }
 }

@@ -9,7 +9,10 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Step N brings a database from version N-1 to N.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("migrations/0002_job_counts.sql"),
+];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -52,5 +55,40 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         c.pragma_update(None, "user_version", 99).unwrap();
         assert!(matches!(apply(&mut c), Err(StoreError::TooNew { .. })));
+    }
+
+    #[test]
+    fn version_2_counts_the_jobs_already_there() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        for (i, (printer, status, info)) in [
+            ("p1", "completed", r#"{"auto_created":true}"#),
+            ("p1", "completed", "{}"),
+            ("p2", "running", r#"{"auto_created":true}"#),
+            ("p2", "failed", r#"{"auto_created":true}"#),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.execute(
+                "INSERT INTO jobs (id, printer_id, printer_type, job_name, filename, status, \
+                 customer_info, created_at, updated_at) VALUES (?1, ?2, 'bambu', 'x', 'x.3mf', \
+                 ?3, ?4, '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z')",
+                rusqlite::params![format!("job_{i}"), printer, status, info],
+            )
+            .unwrap();
+        }
+        apply(&mut c).unwrap();
+        let n = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(n("SELECT sum(n) FROM job_totals"), 4);
+        assert_eq!(
+            n("SELECT n FROM job_totals WHERE status = 'completed' AND auto_created = 1"),
+            1
+        );
+        assert_eq!(
+            n("SELECT sum(n) FROM job_counts WHERE printer_id = 'p2' AND auto_created = 1"),
+            2
+        );
     }
 }

@@ -35,6 +35,8 @@ pub const READ_POOL_SIZE: usize = 4;
 pub enum StoreError {
     #[error("job {0} not found")]
     NotFound(String),
+    #[error("printer {0} not found; GET /api/v1/printers lists the printers")]
+    PrinterNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -86,6 +88,17 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens one read-only connection as the REST handlers' pool does (the benchmarks
+/// use it to measure the same thing).
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 /// Read-only connections for the REST handlers, used on tokio's blocking threads.
 #[derive(Clone)]
 pub struct ReadPool {
@@ -110,12 +123,7 @@ impl ReadPool {
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.inner.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(conn)
+        open_reader(&self.inner.path)
     }
 
     /// Runs `f` on a read-only connection without blocking the async threads.

@@ -86,6 +86,23 @@ pub fn pin(conn: &Connection, id: &str) -> Result<Option<String>, StoreError> {
         .flatten())
 }
 
+/// Every stored certificate pin, by printer id.
+pub fn all_pins(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<crate::domain::PrinterId, String>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT id, cert_sha256 FROM printers WHERE cert_sha256 IS NOT NULL")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (id, pin) = row?;
+        if let Ok(id) = crate::domain::PrinterId::new(id) {
+            out.insert(id, pin);
+        }
+    }
+    Ok(out)
+}
+
 /// Pins (or, with `None`, unpins) a printer's certificate. Config-file printers get a
 /// row of their own for the pin.
 pub fn set_pin(conn: &Connection, id: &str, sha256: Option<&str>) -> Result<(), StoreError> {

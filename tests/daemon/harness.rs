@@ -50,12 +50,19 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon with the test printers and `extra` TOML appended to its config.
     pub fn start(extra: &str) -> Daemon {
+        Self::start_with(extra, TEST_PRINTERS)
+    }
+
+    /// A daemon with `extra` TOML and the given `[[printers]]` entries.
+    pub fn start_with(extra: &str, printers: &str) -> Daemon {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         let config_path = dir.path().join("daemon.toml");
         let db = dir.path().join("printfarmd.db");
         std::fs::write(
             &config_path,
-            format!("[server]\nbind = \"127.0.0.1:0\"\n[database]\npath = {db:?}\n{extra}\n{TEST_PRINTERS}"),
+            format!(
+                "[server]\nbind = \"127.0.0.1:0\"\n[database]\npath = {db:?}\n{extra}\n{printers}"
+            ),
         )
         .unwrap();
         Self::spawn(dir, config_path, &[])

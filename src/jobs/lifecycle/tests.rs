@@ -46,6 +46,20 @@ impl Farm {
                     });
                     self.jobs.push((id, s.status, s));
                 }
+                Decision::Missed { start, status } => {
+                    let id = JobId::generate();
+                    self.tracker.opened(PrintRecord {
+                        job_id: id.clone(),
+                        filename: start.filename.clone(),
+                        printer_job_id: start.printer_job_id.clone(),
+                        printer_start_time: start.printer_start_time,
+                        status: JobStatus::Running,
+                        last_progress: start.progress,
+                        last_elapsed: start.elapsed_s,
+                    });
+                    self.tracker.closed(&id, obs.at);
+                    self.jobs.push((id, status, start));
+                }
             }
         }
     }
@@ -481,4 +495,55 @@ mod property {
             prop_assert_eq!(f.statuses(), want);
         }
     }
+}
+
+/// A PrusaLink observation with its `job.id`.
+fn prusa(f: &mut Farm, state: ObservedState, file: &str, job_id: Option<&str>) -> Observation {
+    let mut o = f.p1(state, file, 0.0);
+    o.printer_type = PrinterType::Prusalink;
+    o.printer_job_id = job_id.map(str::to_owned);
+    o
+}
+
+#[test]
+fn a_polled_print_seen_only_by_its_end_is_recorded_once() {
+    let mut f = Farm::default();
+    let o = prusa(&mut f, Idle, "", None);
+    f.feed(o);
+    // The whole print fell between two polls: FINISHED with a new job id.
+    for _ in 0..3 {
+        let o = prusa(&mut f, Finished, "washer.gcode", Some("7"));
+        f.feed(o);
+    }
+    assert_eq!(f.statuses(), [JobStatus::Completed]);
+    // A stopped one after it, also unseen while printing.
+    let o = prusa(&mut f, Cancelled, "washer.gcode", Some("8"));
+    f.feed(o);
+    assert_eq!(f.statuses(), [JobStatus::Completed, JobStatus::Cancelled]);
+    // Idle, then an end screen without a job object: recorded with an unknown file.
+    for (state, n) in [(Idle, 2), (Finished, 3), (Finished, 3), (Idle, 3)] {
+        let o = prusa(&mut f, state, "", None);
+        f.feed(o);
+        assert_eq!(f.jobs.len(), n);
+    }
+    assert_eq!(f.jobs[2].2.filename, UNKNOWN_FILE);
+}
+
+#[test]
+fn an_end_screen_at_startup_or_on_a_push_printer_records_nothing() {
+    // The first status after start shows the end of a print the previous run recorded.
+    let mut f = Farm::default();
+    let o = prusa(&mut f, Finished, "old.gcode", Some("6"));
+    f.feed(o);
+    let o = prusa(&mut f, Finished, "old.gcode", Some("6"));
+    f.feed(o);
+    assert!(f.jobs.is_empty());
+    // Bambu reports every state: an end of an unseen print is a stale screen.
+    let mut f = Farm::default();
+    let o = f.p1(Idle, "", 0.0);
+    f.feed(o);
+    let mut o = f.p1(Finished, "cube.3mf", 100.0);
+    o.printer_job_id = Some("123".into());
+    f.feed(o);
+    assert!(f.jobs.is_empty());
 }

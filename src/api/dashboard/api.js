@@ -1,0 +1,111 @@
+// The REST client: every call the dashboard makes goes through `request`, which adds the
+// API key when one is set, bounds the wait, and turns the daemon's error shape
+// (`{"status":"error","code","message"}`) into an ApiError with the daemon's message.
+//
+// Reachability is reported on `connectivity` so the banner can say when the daemon
+// cannot be reached at all (as opposed to answering with an error).
+
+const KEY_STORAGE = 'printfarmd.apiKey';
+/** How long a request may take before it counts as a failure (a loaded daemon answers in
+ *  milliseconds; seconds mean it is unreachable or stuck). */
+const REQUEST_TIMEOUT_MS = 15000;
+
+export const connectivity = new EventTarget();
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function apiKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function setApiKey(key) {
+  try {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // Private browsing without storage: the key lasts for this page only.
+  }
+  memoryKey = key;
+}
+
+let memoryKey = '';
+
+function currentKey() {
+  return apiKey() || memoryKey;
+}
+
+/** One API call. `path` is under /api/v1; `query` an object of parameters (empty values
+ *  are left out); `body` is sent as JSON. Resolves to the parsed JSON, or null for 204. */
+export async function request(method, path, { query, body } = {}) {
+  const url = new URL(`/api/v1${path}`, location.origin);
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v !== '' && v != null) url.searchParams.set(k, v);
+  }
+  const headers = { Accept: 'application/json' };
+  const key = currentKey();
+  if (key) headers['X-Api-Key'] = key;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      cache: 'no-store',
+    });
+  } catch (e) {
+    connectivity.dispatchEvent(new Event('unreachable'));
+    throw new ApiError(0, 'unreachable', 'The daemon could not be reached.');
+  }
+  connectivity.dispatchEvent(new Event('reachable'));
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    // Not JSON (a proxy's error page, say): fall through with no data.
+  }
+  if (!res.ok) {
+    const err = new ApiError(
+      res.status,
+      data?.code ?? 'http_error',
+      data?.message ?? `The daemon answered ${res.status}.`,
+    );
+    if (res.status === 401 || res.status === 403) {
+      connectivity.dispatchEvent(new CustomEvent('auth-needed', { detail: err }));
+    }
+    throw err;
+  }
+  return data;
+}
+
+/** The WebSocket URL for /ws, with the key as `api_key` (browsers cannot set headers
+ *  on a WebSocket). */
+export function wsUrl() {
+  const url = new URL('/ws', location.origin);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const key = currentKey();
+  if (key) url.searchParams.set('api_key', key);
+  return url.toString();
+}
+
+export const api = {
+  listJobs: (query) => request('GET', '/jobs', { query }),
+  getJob: (id) => request('GET', `/jobs/${encodeURIComponent(id)}`),
+  updateJob: (id, patch) => request('PUT', `/jobs/${encodeURIComponent(id)}`, { body: patch }),
+  deleteJob: (id) => request('DELETE', `/jobs/${encodeURIComponent(id)}`),
+  listPrinters: () => request('GET', '/printers'),
+  getSettings: () => request('GET', '/settings'),
+  updateSettings: (patch) => request('PUT', '/settings', { body: patch }),
+};

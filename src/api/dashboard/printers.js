@@ -1,0 +1,169 @@
+// Printer cards: one per printer from `GET /api/v1/printers`, kept live by
+// `printer_status` events (whose data is the same printer object).
+//
+// A daemon without the printers endpoint (404) simply has no printer section; the rest of
+// the dashboard does not depend on it. Printers that cannot be reached or refused our
+// credentials are marked in words, colour and border, not colour alone.
+
+import { api } from './api.js';
+import { el, formatDuration, formatTemp, formatWhen } from './format.js';
+
+const TYPE_LABELS = { bambu: 'Bambu Lab', prusalink: 'PrusaLink', octoprint: 'OctoPrint', moonraker: 'Moonraker' };
+
+const CONNECTION_LABELS = {
+  connected: 'Online',
+  connecting: 'Connecting…',
+  disconnected: 'Offline',
+  auth_failed: 'Authentication failed',
+  error: 'Offline (error)',
+};
+
+const STATE_LABELS = {
+  idle: 'Idle',
+  preparing: 'Preparing',
+  printing: 'Printing',
+  paused: 'Paused',
+  finished: 'Finished',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  error: 'Error',
+  unknown: 'Unknown',
+};
+
+export class PrintersView extends EventTarget {
+  constructor() {
+    super();
+    this.section = document.getElementById('printers');
+    this.list = document.getElementById('printer-cards');
+    this.empty = document.getElementById('printers-empty');
+    this.count = document.getElementById('printer-count');
+    /** id → printer, in the order the API lists them. */
+    this.printers = new Map();
+    /** false once the daemon answered 404: it has no printers endpoint. */
+    this.available = true;
+  }
+
+  /** The printer's display name, or its id when it is not known here. */
+  name(id) {
+    return this.printers.get(id)?.name || id;
+  }
+
+  async load() {
+    let body;
+    try {
+      body = await api.listPrinters();
+    } catch (e) {
+      if (e.status === 404) {
+        this.available = false;
+        this.section.hidden = true;
+      }
+      // Unreachable or another error: keep what is shown; the banner says why.
+      return;
+    }
+    this.available = true;
+    this.printers = new Map((body?.printers ?? []).map((p) => [p.id, p]));
+    this.renderAll();
+  }
+
+  /** A `printer_status` event. */
+  update(p) {
+    if (!p?.id) return;
+    const known = this.printers.has(p.id);
+    this.printers.set(p.id, p);
+    if (!known) {
+      this.renderAll();
+      return;
+    }
+    const old = this.list.querySelector(`li[data-printer-id="${CSS.escape(p.id)}"]`);
+    if (old) old.replaceWith(card(p));
+    else this.renderAll();
+  }
+
+  renderAll() {
+    this.section.hidden = false;
+    const cards = [...this.printers.values()].map(card);
+    this.list.replaceChildren(...cards);
+    this.empty.hidden = cards.length > 0;
+    this.count.textContent = cards.length ? `(${cards.length})` : '';
+    this.dispatchEvent(new Event('change'));
+  }
+}
+
+function card(p) {
+  const connection = p.connection ?? 'disconnected';
+  const online = connection === 'connected';
+  const state = online ? (p.state ?? 'unknown') : 'unknown';
+  const headingId = `printer-${p.id}-name`;
+  const item = el('li', {
+    class: `printer-card conn-${connection} state-${state}`,
+    'aria-labelledby': headingId,
+    dataset: { printerId: p.id, connection, state },
+  });
+
+  const header = el(
+    'div',
+    { class: 'printer-card__head' },
+    el('h3', { id: headingId, class: 'printer-card__name' }, p.name || p.id),
+    el('span', { class: `pill conn conn-${connection}` }, CONNECTION_LABELS[connection] ?? connection),
+  );
+  const meta = el('p', { class: 'printer-card__meta muted' }, TYPE_LABELS[p.type] ?? p.type ?? '', p.host ? ` · ${p.host}` : '');
+  item.append(header, meta);
+
+  if (!online) {
+    const why = connection === 'auth_failed'
+      ? 'The printer refused the configured credentials; check the access code or password.'
+      : connection === 'connecting'
+        ? 'Connecting to the printer…'
+        : 'The printer cannot be reached.';
+    item.append(el('p', { class: 'printer-card__problem', role: connection === 'connecting' ? null : 'note' }, why));
+    if (p.last_error) item.append(el('p', { class: 'printer-card__error muted' }, p.last_error));
+    if (p.last_seen) item.append(el('p', { class: 'muted' }, `Last seen ${formatWhen(p.last_seen)}`));
+  } else {
+    item.append(el('p', { class: 'printer-card__state' }, el('span', { class: `pill state state-${state}` }, STATE_LABELS[state] ?? state)));
+  }
+
+  const cp = p.current_print;
+  if (online && cp && (cp.filename || cp.job_name)) {
+    const pct = clampPct(cp.progress);
+    const bar = el('div', {
+      class: 'progress',
+      role: 'progressbar',
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      'aria-valuenow': Math.round(pct),
+      'aria-label': `Progress of ${cp.job_name || cp.filename}`,
+    });
+    const fill = el('div', { class: 'progress__fill' });
+    fill.style.width = `${pct}%`;
+    bar.append(fill);
+    const details = [];
+    details.push(`${Math.round(pct)} %`);
+    if (cp.remaining_s != null) details.push(`${formatDuration(cp.remaining_s)} left`);
+    if (cp.layer != null && cp.total_layers) details.push(`layer ${cp.layer} / ${cp.total_layers}`);
+    item.append(
+      el('p', { class: 'printer-card__file', title: cp.filename || '' }, cp.job_name || cp.filename),
+      bar,
+      el('p', { class: 'printer-card__progress muted' }, details.join(' · ')),
+    );
+  }
+
+  const t = p.temperatures;
+  if (online && t) {
+    const temps = el('dl', { class: 'temps' });
+    for (const [label, cur, target] of [
+      ['Nozzle', t.nozzle, t.nozzle_target],
+      ['Bed', t.bed, t.bed_target],
+      ['Chamber', t.chamber, null],
+    ]) {
+      const text = formatTemp(cur, target);
+      if (text) temps.append(el('div', {}, el('dt', {}, label), el('dd', {}, text)));
+    }
+    if (temps.children.length) item.append(temps);
+  }
+  return item;
+}
+
+function clampPct(v) {
+  const n = Number(v);
+  return Number.isFinite(n) ? Math.min(100, Math.max(0, n)) : 0;
+}

@@ -1,0 +1,173 @@
+//! The JobCreator's printer side: statuses from printer actors (lifecycle, live view,
+//! `printer_status` events), certificate pins, and printers managed through the API —
+//! all writes, so all here, on the one writer.
+
+use actix::prelude::*;
+
+use super::creator::JobCreator;
+use crate::broadcast::{Event, EventKind};
+use crate::config::PrinterConfig;
+use crate::domain::{JobStatus, PrinterId};
+use crate::printers::view::{self, Live};
+use crate::printers::{PrinterEvent, PrinterStatus};
+use crate::registry::{Entry, ManagedBy};
+use crate::store::{self, StoreError};
+use crate::time;
+
+impl JobCreator {
+    fn on_status(&mut self, s: PrinterStatus) {
+        // A status still in flight from a printer deleted a moment ago is dropped.
+        let Some(entry) = self.printers.get(s.printer_id.as_str()) else {
+            return;
+        };
+        let obs = s.observation();
+        self.observe(&s.printer_id, s.printer_type, &obs);
+        let job_id = self
+            .trackers
+            .get(&s.printer_id)
+            .and_then(|t| t.open())
+            .map(|o| o.job_id.clone());
+        let live = Live { status: s, job_id };
+        let ev = Event::new(
+            EventKind::PrinterStatus,
+            Some(live.status.printer_id.clone()),
+            view::view(&entry, Some(&live)),
+        );
+        self.live.set(live);
+        self.publish(ev);
+    }
+
+    fn on_certificate(&mut self, printer: &PrinterId, sha256: &str) {
+        match self.track(store::printers::set_pin(
+            &self.conn,
+            printer.as_str(),
+            Some(sha256),
+        )) {
+            Ok(()) => {
+                tracing::info!(printer_id = %printer, fingerprint = %sha256, "pinned the printer's TLS certificate")
+            }
+            Err(e) => {
+                tracing::error!(printer_id = %printer, error = %e, "could not store the certificate pin; it will be pinned for this run only")
+            }
+        }
+    }
+
+    fn save_printer(&mut self, config: PrinterConfig, create: bool) -> Result<(), StoreError> {
+        config.validate().map_err(StoreError::Invalid)?;
+        match self.printers.get(config.id.as_str()) {
+            Some(e) if e.managed_by == ManagedBy::Config => {
+                return Err(StoreError::Conflict(format!(
+                    "printer {} is managed in the config file; change it there and restart printfarmd",
+                    config.id
+                )));
+            }
+            Some(_) if create => {
+                return Err(StoreError::Conflict(format!(
+                    "printer {} already exists; PUT /api/v1/printers/{} changes it",
+                    config.id, config.id
+                )));
+            }
+            None if !create => {
+                return Err(StoreError::PrinterNotFound(config.id.to_string()));
+            }
+            _ => {}
+        }
+        let changed_identity = !create;
+        self.track(store::printers::save_api_printer(&self.conn, &config))?;
+        if changed_identity {
+            // A changed host or serial may be another device: its certificate is new.
+            self.track(store::printers::set_pin(
+                &self.conn,
+                config.id.as_str(),
+                None,
+            ))?;
+        }
+        tracing::info!(printer_id = %config.id, "printer saved through the API");
+        self.printers.insert(Entry {
+            config,
+            managed_by: ManagedBy::Api,
+        });
+        Ok(())
+    }
+
+    fn remove_printer(&mut self, id: &PrinterId) -> Result<(), StoreError> {
+        match self.printers.get(id.as_str()) {
+            None => return Err(StoreError::PrinterNotFound(id.to_string())),
+            Some(e) if e.managed_by == ManagedBy::Config => {
+                return Err(StoreError::Conflict(format!(
+                    "printer {id} is managed in the config file; remove its [[printers]] entry there and restart printfarmd"
+                )));
+            }
+            Some(_) => {}
+        }
+        self.track(store::printers::delete_api_printer(&self.conn, id.as_str()))?;
+        // Its history stays; a print still open can no longer be followed.
+        if let Some(open) = self.trackers.get(id).and_then(|t| t.open()).cloned()
+            && let Err(e) = self.close_print(id, &open.job_id, JobStatus::Unknown, time::now())
+        {
+            tracing::warn!(printer_id = %id, error = %e, "could not close the deleted printer's open job");
+        }
+        self.trackers.remove(id);
+        self.printers.remove(id);
+        self.live.remove(id);
+        tracing::info!(printer_id = %id, "printer deleted through the API; its jobs are kept");
+        Ok(())
+    }
+}
+
+impl Handler<PrinterEvent> for JobCreator {
+    type Result = ();
+    fn handle(&mut self, ev: PrinterEvent, _: &mut Self::Context) {
+        match ev {
+            PrinterEvent::Status(s) => self.on_status(*s),
+            PrinterEvent::CertificateSeen {
+                printer_id,
+                fingerprint_sha256_hex,
+            } => self.on_certificate(&printer_id, &fingerprint_sha256_hex),
+        }
+    }
+}
+
+/// Add (`create`) or change an API-managed printer.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct SavePrinter {
+    pub config: PrinterConfig,
+    pub create: bool,
+}
+
+impl Handler<SavePrinter> for JobCreator {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, m: SavePrinter, _: &mut Self::Context) -> Self::Result {
+        self.save_printer(m.config, m.create)
+    }
+}
+
+/// Delete an API-managed printer; its jobs stay.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemovePrinter(pub PrinterId);
+
+impl Handler<RemovePrinter> for JobCreator {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, m: RemovePrinter, _: &mut Self::Context) -> Self::Result {
+        self.remove_printer(&m.0)
+    }
+}
+
+/// Forget a printer's pinned certificate: the next one it presents is pinned.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ResetPin(pub PrinterId);
+
+impl Handler<ResetPin> for JobCreator {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, m: ResetPin, _: &mut Self::Context) -> Self::Result {
+        if self.printers.get(m.0.as_str()).is_none() {
+            return Err(StoreError::PrinterNotFound(m.0.to_string()));
+        }
+        self.track(store::printers::set_pin(&self.conn, m.0.as_str(), None))?;
+        tracing::info!(printer_id = %m.0, "certificate pin reset; the next certificate will be pinned");
+        Ok(())
+    }
+}

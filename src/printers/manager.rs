@@ -1,0 +1,89 @@
+//! The PrinterManager: starts one printer actor per registered printer, and starts,
+//! restarts and stops them as printers are added, changed or deleted through the API.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use tokio::sync::watch;
+
+use super::{PrinterEvent, Stop, start_printer};
+use crate::config::{PrinterConfig, Settings};
+use crate::domain::PrinterId;
+
+pub struct PrinterManager {
+    settings: watch::Receiver<Settings>,
+    sink: Recipient<PrinterEvent>,
+    running: HashMap<PrinterId, Recipient<Stop>>,
+}
+
+impl PrinterManager {
+    pub fn new(settings: watch::Receiver<Settings>, sink: Recipient<PrinterEvent>) -> Self {
+        Self {
+            settings,
+            sink,
+            running: HashMap::new(),
+        }
+    }
+
+    fn stop(&mut self, id: &PrinterId) {
+        if let Some(actor) = self.running.remove(id) {
+            actor.do_send(Stop);
+        }
+    }
+}
+
+impl Actor for PrinterManager {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for (_, actor) in self.running.drain() {
+            actor.do_send(Stop);
+        }
+    }
+}
+
+/// Start (or restart, if it runs) a printer's actor. `pin` is its stored certificate
+/// fingerprint, if any.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartPrinter {
+    pub config: PrinterConfig,
+    pub pin: Option<String>,
+}
+
+impl Handler<StartPrinter> for PrinterManager {
+    type Result = ();
+    fn handle(&mut self, m: StartPrinter, _: &mut Self::Context) {
+        let id = m.config.id.clone();
+        self.stop(&id);
+        tracing::info!(printer_id = %id, printer_type = m.config.kind.as_str(), host = %m.config.host, "starting printer connection");
+        let actor = start_printer(m.config, m.pin, self.settings.clone(), self.sink.clone());
+        self.running.insert(id, actor.recipient());
+    }
+}
+
+/// Stop a printer's actor (deleted through the API).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopPrinter(pub PrinterId);
+
+impl Handler<StopPrinter> for PrinterManager {
+    type Result = ();
+    fn handle(&mut self, m: StopPrinter, _: &mut Self::Context) {
+        self.stop(&m.0);
+    }
+}
+
+/// Stop every printer actor (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopAll;
+
+impl Handler<StopAll> for PrinterManager {
+    type Result = ();
+    fn handle(&mut self, _: StopAll, _: &mut Self::Context) {
+        for (_, actor) in self.running.drain() {
+            actor.do_send(Stop);
+        }
+    }
+}

@@ -1,0 +1,596 @@
+// The dashboard in a real browser: headless Chromium (Debian's, through playwright-core)
+// against a real printfarmd.
+//
+//   node tests/browser/dashboard.mjs <base-url> [name-filter]
+//
+// Normally started by tests/dashboard.rs, which owns the daemon: a scenario that needs
+// the daemon stopped or started prints "@@control stop" / "@@control start" and waits for
+// the answer on stdin. With PRINTFARMD_SCREENSHOTS=<dir> it also saves the screenshots
+// used in the README (dashboard-light.png, dashboard-dark.png, dashboard-phone.png).
+//
+// Every scenario opens its own browser context (fresh storage) and fails on any console
+// error or uncaught exception in the page, which includes Content-Security-Policy
+// violations. Waits are generous failure timeouts, never pacing: each step waits for
+// what the page should show.
+//
+// Scenarios use jobs whose names carry a unique token and filter the list by it, so they
+// do not see each other's jobs in the one shared database.
+
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import {
+  API_KEY, CHROMIUM, FIXTURE_PRINTERS, ONLY, RECONNECT_WAIT, SHOTS, WAIT, CONTEXT, control, createJob, daemon, expectRowCount, expectText,
+  filters, live, normalise, open, openWithFixturePrinters, rest, row, rows, shot, stdinLines, token,
+} from './harness.mjs';
+
+// ---------------------------------------------------------------- which scenarios run
+
+const ALL_SCENARIOS = [
+  ['screenshots and printer cards from the agreed printer shape', printerCardsAndScreenshots],
+  ['the page loads cleanly and copes without a printers endpoint', pageLoadsCleanly],
+  ['jobs are listed newest first with the ⚡ Auto badge and tooltip', jobsWithBadge],
+  ['the filters narrow the list through the API', filtersNarrowTheList],
+  ['paging walks through the API with limit and offset', pagingWithLimitAndOffset],
+  ['a job edit persists', editPersists],
+  ['delete asks first', deleteAsksFirst],
+  ['the auto-creation toggle and the interval survive a reload', settingsSurviveReload],
+  ['settings_updated from another client shows at once', settingsFromAnotherClient],
+  ['job events from another client keep the list current', liveJobEvents],
+  ['a job_auto_created event shows the seed toast and refreshes the list', autoCreatedToast],
+  ['after a reconnect the page re-reads what it missed', rereadsAfterReconnect],
+  ['phone layout and keyboard use', phoneAndKeyboard],
+  // Last: it stops and restarts the daemon.
+  ['the banner shows while the daemon is down and the page recovers', bannerWhileDaemonDown],
+];
+
+const SCENARIOS = API_KEY ? [['the page asks for the API key, refuses a wrong one and keeps the right one', apiKeyIsAskedFor]] : ALL_SCENARIOS;
+
+/** Scenarios that need pieces not yet on main. Listed in the output, never counted as
+ *  passed; see the function for what it must check. */
+const PENDING = [
+  ['a print started in the simulator shows up with the badge and a toast', autoCreatedJobFromSimulatedPrint],
+];
+
+// ---------------------------------------------------------------- the scenarios
+
+async function printerCardsAndScreenshots(browser) {
+  // Realistic jobs first, so the screenshots show what a farm looks like.
+  const now = Date.now();
+  const iso = (ago) => new Date(now - ago * 1000).toISOString();
+  for (const j of [
+    { job_name: 'benchy', printer_id: 'prusa_1', status: 'completed' },
+    { job_name: 'cable_clips_x20', printer_id: 'bambu_1', status: 'failed', notes: 'spaghetti at layer 12' },
+    { job_name: 'enclosure_hinge', printer_id: 'prusa_1', status: 'completed', customer_info: { auto_created: true, discovery_time: iso(7200), discovered_on_startup: true } },
+    { job_name: 'lamp_shade', printer_id: 'prusa_1', status: 'cancelled', customer_info: { auto_created: true, discovery_time: iso(5400), discovered_on_startup: false } },
+    { job_name: 'gear_housing', printer_id: 'bambu_1', status: 'running', customer_info: { auto_created: true, discovery_time: iso(2700), printer_start_time: iso(2710), discovered_on_startup: false } },
+  ]) {
+    await createJob(j);
+  }
+  const first = (await rest('GET', '/jobs?q=gear_housing')).body.jobs[0];
+
+  // Both themes when taking screenshots; the light one is enough to check the cards.
+  for (const colorScheme of SHOTS ? ['light', 'dark'] : ['light']) {
+    const s = await openWithFixturePrinters(browser, { colorScheme });
+    const { page } = s;
+    const cards = page.locator('#printer-cards > li');
+    await page.waitForFunction(() => document.querySelectorAll('#printer-cards > li').length === 4, null, { timeout: WAIT });
+    assert.equal(await page.locator('#printers').isVisible(), true);
+
+    const printing = cards.filter({ has: page.locator('h3', { hasText: 'Bambu X1C' }) });
+    assert.equal(await printing.getAttribute('data-state'), 'printing');
+    assert.match(await printing.innerText(), /gear_housing/);
+    assert.match(normalise(await printing.innerText()), /1 h 05 min left/);
+    assert.match(normalise(await printing.innerText()), /220 \/ 220 °C/);
+    assert.equal(await printing.locator('[role="progressbar"]').getAttribute('aria-valuenow'), '42');
+
+    const refused = cards.filter({ has: page.locator('h3', { hasText: 'Prusa MK4 #2' }) });
+    assert.equal(await refused.getAttribute('data-connection'), 'auth_failed');
+    assert.match(await refused.innerText(), /Authentication failed/);
+    const offline = cards.filter({ has: page.locator('h3', { hasText: 'Bambu P1S' }) });
+    assert.match(await offline.innerText(), /Offline/);
+    assert.match(await offline.innerText(), /cannot be reached/);
+
+    // Jobs show printer names from the printer list.
+    await expectText(row(page, 'gear_housing').locator('td[data-label="Printer"]'), 'Bambu X1C');
+
+    // A live printer_status (the agreed event) moves the card.
+    s.inject('printer_status', { ...FIXTURE_PRINTERS[0], current_print: { ...FIXTURE_PRINTERS[0].current_print, progress: 57, remaining_s: 2400 } });
+    await page.locator('#printer-cards [data-printer-id="bambu_1"] [role="progressbar"][aria-valuenow="57"]').waitFor({ timeout: WAIT });
+    // A printer that drops off is marked at once.
+    s.inject('printer_status', { ...FIXTURE_PRINTERS[1], connection: 'disconnected', last_error: 'no answer for 60 s' });
+    await expectText(page.locator('#printer-cards [data-printer-id="prusa_1"]'), 'Offline');
+    s.inject('printer_status', { ...FIXTURE_PRINTERS[1] });
+    await expectText(page.locator('#printer-cards [data-printer-id="prusa_1"]'), 'Online');
+
+    s.inject('job_auto_created', first);
+    await expectText(page.locator('.toast'), 'gear_housing on Bambu X1C');
+    await page.mouse.move(0, 0);
+    await shot(page, `dashboard-${colorScheme}.png`, { fullPage: true });
+    await s.close();
+  }
+
+  if (!SHOTS) return;
+  const s = await openWithFixturePrinters(browser, { viewport: { width: 390, height: 844 }, isMobile: true, colorScheme: 'light' });
+  await s.page.waitForFunction(() => document.querySelectorAll('#printer-cards > li').length === 4, null, { timeout: WAIT });
+  await shot(s.page, 'dashboard-phone.png');
+  await s.close();
+}
+
+async function pageLoadsCleanly(browser) {
+  const s = await open(browser);
+  const { page } = s;
+  assert.equal(await page.title(), 'printfarmd');
+  assert.equal(await page.locator('#jobs').isVisible(), true);
+  // The stylesheet applied (a CSP or type mistake would leave the page unstyled).
+  assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('.panel')).borderRadius), '10px');
+  const printers = await rest('GET', '/printers');
+  if (printers.status === 404) {
+    // No printers endpoint: no printer section, and the jobs view works regardless.
+    await page.waitForFunction(() => document.getElementById('printers').hidden, null, { timeout: WAIT });
+  } else {
+    assert.equal(printers.status, 200);
+    await page.waitForFunction((n) => document.querySelectorAll('#printer-cards > li').length === n, printers.body.total_count, { timeout: WAIT });
+  }
+  await page.locator('#settings').waitFor({ timeout: WAIT });
+  await s.close();
+}
+
+async function jobsWithBadge(browser) {
+  const t = token('badge');
+  const manual = await createJob({ job_name: `${t}-manual`, status: 'completed' });
+  await createJob({ job_name: `${t}-auto`, printer_id: 'bambu_1', status: 'completed', customer_info: { auto_created: true, discovery_time: '2025-01-09T14:30:00Z', discovered_on_startup: false } });
+  await createJob({ job_name: `${t}-startup`, status: 'failed', customer_info: { auto_created: true, discovery_time: '2025-01-09T14:30:00Z', printer_start_time: '2025-01-09T14:28:45Z', discovered_on_startup: true } });
+  const s = await open(browser, { hash: `q=${t}` });
+  const { page } = s;
+  await expectRowCount(page, 3);
+  const names = await page.locator('#job-rows .job-title').allInnerTexts();
+  assert.deepEqual(names, [`${t}-startup`, `${t}-auto`, `${t}-manual`], 'newest first');
+
+  assert.equal(await row(page, `${t}-manual`).locator('.badge-auto').count(), 0);
+  const auto = row(page, `${t}-auto`).locator('.badge-auto');
+  assert.equal(await auto.locator('.badge-auto__label').innerText(), '⚡ Auto');
+  // 14:30 UTC is 9:30 in New York in January: the tooltip shows local time.
+  const autoTip = (await auto.getAttribute('title')).split('\n');
+  assert.deepEqual([autoTip[0], normalise(autoTip[1])], ['Automatically created', 'Discovered: Jan 9, 2025, 9:30:00 AM']);
+  const startup = row(page, `${t}-startup`).locator('.badge-auto');
+  const tip = await startup.getAttribute('title');
+  assert.equal(tip.split('\n')[0], 'Automatically created (discovered on startup)');
+  assert.equal(normalise(tip.split('\n')[1]), 'Discovered: Jan 9, 2025, 9:30:00 AM');
+  // Screen readers get the tooltip as text.
+  assert.match(normalise(await startup.locator('.visually-hidden').innerText()), /Automatically created \(discovered on startup\)\. Discovered:/);
+
+  // Status and printer columns.
+  await expectText(row(page, `${t}-startup`).locator('.pill'), 'Failed');
+  await expectText(row(page, `${t}-auto`).locator('td[data-label="Printer"]'), 'bambu_1');
+  assert.equal(await row(page, `${t}-manual`).getAttribute('data-job-id'), manual.id);
+  await s.close();
+}
+
+async function filtersNarrowTheList(browser) {
+  const t = token('filter');
+  await createJob({ job_name: `${t}-a`, printer_id: 'prusa_1', status: 'completed' });
+  await createJob({ job_name: `${t}-b`, printer_id: 'prusa_1', status: 'failed' });
+  await createJob({ job_name: `${t}-c`, printer_id: 'bambu_1', status: 'completed', customer_info: { auto_created: true, discovery_time: new Date().toISOString(), discovered_on_startup: false } });
+  const s = await open(browser);
+  const { page } = s;
+  await filters(page).getByLabel('Search', { exact: true }).fill(t);
+  await expectRowCount(page, 3);
+
+  await filters(page).getByLabel('Printer', { exact: true }).selectOption('prusa_1');
+  await expectRowCount(page, 2);
+  await filters(page).getByLabel('Status', { exact: true }).selectOption('failed');
+  await expectRowCount(page, 1);
+  await expectText(rows(page), `${t}-b`);
+
+  await filters(page).getByLabel('Printer', { exact: true }).selectOption('');
+  await filters(page).getByLabel('Status', { exact: true }).selectOption('');
+  await expectRowCount(page, 3);
+  await filters(page).getByLabel('Created', { exact: true }).selectOption('true');
+  await expectRowCount(page, 1);
+  assert.equal(await rows(page).locator('.badge-auto').count(), 1);
+  await filters(page).getByLabel('Created', { exact: true }).selectOption('false');
+  await expectRowCount(page, 2);
+  assert.equal(await rows(page).locator('.badge-auto').count(), 0);
+
+  // The filters are in the URL: a reload shows the same view.
+  assert.match(page.url(), /auto_created=false/);
+  await page.reload();
+  await live(page);
+  await expectRowCount(page, 2);
+  assert.equal(await filters(page).getByLabel('Created', { exact: true }).inputValue(), 'false');
+  assert.equal(await filters(page).getByLabel('Search', { exact: true }).inputValue(), t);
+  await s.close();
+}
+
+async function pagingWithLimitAndOffset(browser) {
+  const t = token('page');
+  for (let i = 1; i <= 12; i++) await createJob({ job_name: `${t}-${String(i).padStart(2, '0')}`, status: 'completed' });
+  const s = await open(browser, { hash: `q=${t}` });
+  const { page } = s;
+  await filters(page).getByLabel('Per page', { exact: true }).selectOption('10');
+  await expectRowCount(page, 10);
+  await expectText(page.locator('#page-info'), '1–10 of 12');
+  assert.equal(await page.locator('#job-rows .job-title').first().innerText(), `${t}-12`);
+  assert.equal(await page.locator('#page-prev').isDisabled(), true);
+
+  await page.getByRole('button', { name: 'Older' }).click();
+  await expectRowCount(page, 2);
+  await expectText(page.locator('#page-info'), '11–12 of 12');
+  assert.deepEqual(await page.locator('#job-rows .job-title').allInnerTexts(), [`${t}-02`, `${t}-01`]);
+  assert.equal(await page.locator('#page-next').isDisabled(), true);
+  assert.match(page.url(), /offset=10/);
+
+  await page.getByRole('button', { name: 'Newer' }).click();
+  await expectRowCount(page, 10);
+  await expectText(page.locator('#page-info'), '1–10 of 12');
+  await s.close();
+}
+
+async function editPersists(browser) {
+  const t = token('edit');
+  const job = await createJob({
+    job_name: `${t}-before`,
+    status: 'completed',
+    customer_info: { auto_created: true, discovery_time: '2025-01-09T14:30:00Z', discovered_on_startup: false, customer: 'ACME' },
+  });
+  const s = await open(browser, { hash: `q=${t}` });
+  const { page } = s;
+  await expectRowCount(page, 1);
+  await page.getByRole('button', { name: `Edit ${t}-before` }).click();
+  const dialog = page.locator('#edit-dialog');
+  await dialog.waitFor({ timeout: WAIT });
+  await expectText(dialog, 'Automatically created');
+  assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), `${t}-before`);
+  await page.getByLabel('Name', { exact: true }).fill(`${t}-after`);
+  await page.getByLabel('Notes', { exact: true }).fill('reprinted in PETG');
+  await dialog.getByLabel('Status').selectOption('failed');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: WAIT });
+  await expectText(page.locator('.toast'), 'Job saved');
+  await expectText(rows(page).locator('.job-title'), `${t}-after`);
+
+  await page.reload();
+  await live(page);
+  await expectText(rows(page).locator('.job-title'), `${t}-after`);
+  await expectText(rows(page).locator('.pill'), 'Failed');
+  await expectText(rows(page).locator('.job-notes'), 'reprinted in PETG');
+  assert.equal(await rows(page).locator('.badge-auto').count(), 1, 'an edit keeps the auto-created badge');
+
+  const stored = (await rest('GET', `/jobs/${job.id}`)).body;
+  assert.equal(stored.job_name, `${t}-after`);
+  assert.equal(stored.notes, 'reprinted in PETG');
+  assert.equal(stored.status, 'failed');
+  assert.equal(stored.customer_info.auto_created, true);
+  assert.equal(stored.customer_info.customer, 'ACME');
+  await s.close();
+}
+
+async function deleteAsksFirst(browser) {
+  const t = token('del');
+  const job = await createJob({ job_name: `${t}-doomed`, status: 'completed' });
+  await createJob({ job_name: `${t}-kept`, status: 'completed' });
+  const s = await open(browser, { hash: `q=${t}` });
+  const { page } = s;
+  await expectRowCount(page, 2);
+  const dialog = page.locator('#delete-dialog');
+
+  await page.getByRole('button', { name: `Delete ${t}-doomed` }).click();
+  await dialog.waitFor({ timeout: WAIT });
+  await expectText(dialog, `${t}-doomed`);
+  await dialog.getByRole('button', { name: 'Keep it' }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: WAIT });
+  assert.equal((await rest('GET', `/jobs/${job.id}`)).status, 200, 'cancelling keeps the job');
+  await expectRowCount(page, 2);
+
+  await page.getByRole('button', { name: `Delete ${t}-doomed` }).click();
+  await dialog.getByRole('button', { name: 'Delete', exact: true }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: WAIT });
+  await expectRowCount(page, 1);
+  await expectText(rows(page), `${t}-kept`);
+  await expectText(page.locator('.toast'), 'Job deleted');
+  assert.equal((await rest('GET', `/jobs/${job.id}`)).status, 404);
+  await s.close();
+}
+
+async function settingsSurviveReload(browser) {
+  const before = (await rest('GET', '/settings')).body;
+  const s = await open(browser);
+  const { page } = s;
+  const toggle = page.getByRole('switch', { name: 'Create a job automatically when a print starts' });
+  await page.waitForFunction(() => !document.getElementById('auto-create').disabled, null, { timeout: WAIT });
+  assert.equal(await toggle.isChecked(), before.job_creation_auto_create);
+
+  // With the keyboard: focus and Space.
+  await toggle.focus();
+  await page.keyboard.press('Space');
+  await expectText(page.locator('#settings-status'), 'Saved');
+  assert.equal((await rest('GET', '/settings')).body.job_creation_auto_create, !before.job_creation_auto_create);
+
+  const interval = page.getByLabel('Monitoring interval (seconds)');
+  await interval.fill('17');
+  await page.getByRole('button', { name: 'Save interval' }).click();
+  await expectText(page.locator('#settings-status'), 'every 17 s');
+  assert.equal((await rest('GET', '/settings')).body.monitoring_interval, 17);
+
+  // A refused value says why and changes nothing.
+  await interval.fill('0');
+  await page.getByRole('button', { name: 'Save interval' }).click();
+  assert.equal(await interval.evaluate((e) => e.validity.valid), false);
+
+  await page.reload();
+  await live(page);
+  await page.waitForFunction(() => !document.getElementById('auto-create').disabled, null, { timeout: WAIT });
+  assert.equal(await toggle.isChecked(), !before.job_creation_auto_create);
+  assert.equal(await interval.inputValue(), '17');
+
+  // Back as it was, through the page.
+  await toggle.click();
+  await expectText(page.locator('#settings-status'), 'Saved');
+  assert.equal((await rest('GET', '/settings')).body.job_creation_auto_create, before.job_creation_auto_create);
+  await s.close();
+}
+
+async function settingsFromAnotherClient(browser) {
+  const before = (await rest('GET', '/settings')).body;
+  const s = await open(browser);
+  const { page } = s;
+  await page.waitForFunction(() => !document.getElementById('auto-create').disabled, null, { timeout: WAIT });
+  const r = await rest('PUT', '/settings', { job_creation_auto_create: !before.job_creation_auto_create, monitoring_interval: 42 });
+  assert.equal(r.status, 200);
+  await page.waitForFunction(
+    (want) => document.getElementById('auto-create').checked === want && document.getElementById('monitoring-interval').value === '42',
+    !before.job_creation_auto_create,
+    { timeout: WAIT },
+  );
+  await rest('PUT', '/settings', { job_creation_auto_create: before.job_creation_auto_create, monitoring_interval: before.monitoring_interval });
+  await page.waitForFunction((want) => document.getElementById('auto-create').checked === want, before.job_creation_auto_create, { timeout: WAIT });
+  await s.close();
+}
+
+async function liveJobEvents(browser) {
+  const t = token('live');
+  const s = await open(browser, { hash: `q=${t}` });
+  const { page } = s;
+  await expectText(page.locator('#jobs-empty'), 'No jobs match');
+  const job = await createJob({ job_name: `${t}-new`, status: 'completed' });
+  await expectRowCount(page, 1);
+  await rest('PUT', `/jobs/${job.id}`, { notes: 'changed elsewhere' });
+  await expectText(rows(page).locator('.job-notes'), 'changed elsewhere');
+  await rest('PUT', `/jobs/${job.id}`, { status: 'failed' });
+  await expectText(rows(page).locator('.pill'), 'Failed');
+  await rest('DELETE', `/jobs/${job.id}`);
+  await expectRowCount(page, 0);
+  await s.close();
+}
+
+async function autoCreatedToast(browser) {
+  // The event's data is the job (seed, design §4). Until printers and the simulator are
+  // on main the daemon cannot emit it, so the event is delivered over the real socket by
+  // the test; the job itself is real.
+  const t = token('toast');
+  const s = await openWithFixturePrinters(browser, { colorScheme: 'light' });
+  const { page } = s;
+  await filters(page).getByLabel('Search', { exact: true }).fill(t);
+  await expectText(page.locator('#jobs-empty'), 'No jobs match');
+  const job = await createJob({ job_name: `${t}-cube`, printer_id: 'bambu_1', status: 'completed', customer_info: { auto_created: true, discovery_time: new Date().toISOString(), discovered_on_startup: false } });
+  s.inject('job_auto_created', job);
+  const toast = page.locator('.toast', { hasText: '⚡ Job Auto-Created' });
+  await toast.waitFor({ timeout: WAIT });
+  assert.equal(await toast.locator('.toast__message').innerText(), `${t}-cube on Bambu X1C`);
+  await expectRowCount(page, 1);
+  assert.equal(await rows(page).locator('.badge-auto').count(), 1);
+
+  const found = await createJob({ job_name: `${t}-found`, printer_id: 'prusa_1', status: 'completed', customer_info: { auto_created: true, discovery_time: new Date().toISOString(), discovered_on_startup: true } });
+  s.inject('job_auto_created', found);
+  const discovered = page.locator('.toast', { hasText: '⚡ Job Discovered' });
+  await discovered.waitFor({ timeout: WAIT });
+  assert.equal(await discovered.locator('.toast__message').innerText(), `${t}-found on Prusa Core One (on startup)`);
+  await expectRowCount(page, 2);
+  // Toasts can be dismissed.
+  await discovered.getByRole('button', { name: 'Dismiss notification' }).click();
+  await discovered.waitFor({ state: 'detached', timeout: WAIT });
+  await s.close();
+}
+
+async function rereadsAfterReconnect(browser) {
+  // The page's socket goes through a relay that can drop messages and close the page's
+  // side, so events can be lost deterministically.
+  const t = token('missed');
+  const context = await browser.newContext(CONTEXT);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  let drop = () => false;
+  let dropped = null;
+  let pageSide = null;
+  let connections = 0;
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    connections += 1;
+    pageSide = ws;
+    const server = ws.connectToServer();
+    server.onMessage((m) => {
+      if (drop(String(m))) dropped?.();
+      else ws.send(m);
+    });
+  });
+  await page.goto(`${daemon.base}/#q=${t}`);
+  await live(page);
+  await page.waitForFunction(() => !document.getElementById('auto-create').disabled, null, { timeout: WAIT });
+  const interval = await page.getByLabel('Monitoring interval (seconds)').inputValue();
+
+  // Lose the events of a new job and of a settings change.
+  const lost = new Promise((resolve) => {
+    let n = 0;
+    dropped = () => ++n === 2 && resolve();
+  });
+  drop = (m) => m.includes(`${t}-missed`) || m.includes('"settings_updated"');
+  await createJob({ job_name: `${t}-missed`, status: 'completed' });
+  const newInterval = String(Number(interval) === 23 ? 24 : 23);
+  await rest('PUT', '/settings', { monitoring_interval: Number(newInterval) });
+  await lost;
+  // Nothing else tells the page (it does not poll), so it still shows the old state.
+  assert.equal(await rows(page).count(), 0);
+  assert.equal(await page.getByLabel('Monitoring interval (seconds)').inputValue(), interval);
+
+  // The connection drops; the page reconnects on its own and re-reads.
+  drop = () => false;
+  await pageSide.close({ code: 1012, reason: 'test relay restart' });
+  await page.waitForFunction(() => document.querySelectorAll('#job-rows tr').length === 1, null, { timeout: WAIT });
+  await page.waitForFunction((v) => document.getElementById('monitoring-interval').value === v, newInterval, { timeout: WAIT });
+  await live(page);
+  assert.ok(connections >= 2, 'the page opened a new connection');
+  await context.close();
+  assert.deepEqual(errors, []);
+}
+
+async function phoneAndKeyboard(browser) {
+  const t = token('phone');
+  await createJob({ job_name: `${t}-a-rather-long-job-name-that-must-wrap-on-a-phone`, status: 'completed' });
+  const s = await open(browser, { hash: `q=${t}`, viewport: { width: 360, height: 740 }, isMobile: true, colorScheme: 'dark' });
+  const { page } = s;
+  await expectRowCount(page, 1);
+  // No sideways scrolling on a phone; rows become cards with their labels.
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'the page fits the phone width');
+  assert.equal(await page.locator('#job-table thead').isVisible(), false);
+  assert.equal(await rows(page).locator('td[data-label="Status"]').evaluate((td) => getComputedStyle(td, '::before').content), '"Status"');
+
+  // Every control has a name a screen reader can announce.
+  for (const label of ['Printer', 'Status', 'Created', 'Search', 'Per page']) {
+    assert.equal(await filters(page).getByLabel(label, { exact: true }).count(), 1, `filter labelled ${label}`);
+  }
+  for (const label of ['Theme', 'Monitoring interval (seconds)', 'Create a job automatically when a print starts']) {
+    assert.equal(await page.getByLabel(label, { exact: true }).count(), 1, `control labelled ${label}`);
+  }
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll('input, select, textarea')].filter((c) => !c.labels?.length && !c.getAttribute('aria-label')).map((c) => c.id),
+  );
+  assert.deepEqual(unlabelled, [], 'every control has a label');
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll('button')].filter((b) => !(b.getAttribute('aria-label') || b.textContent.trim())).length,
+  );
+  assert.equal(unnamed, 0, 'every button has a name');
+
+  // Keyboard: the skip link, then the row's Edit button, the dialog, Escape, focus back.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'skip-link');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.id === 'jobs-heading', null, { timeout: WAIT });
+  const edit = page.getByRole('button', { name: /^Edit / });
+  for (let i = 0; i < 30 && !(await edit.evaluate((b) => b === document.activeElement)); i++) await page.keyboard.press('Tab');
+  assert.equal(await edit.evaluate((b) => b === document.activeElement), true, 'Edit is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.locator('#edit-dialog').waitFor({ timeout: WAIT });
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'edit-name');
+  await page.keyboard.press('Escape');
+  await page.locator('#edit-dialog').waitFor({ state: 'hidden', timeout: WAIT });
+  assert.equal(await edit.evaluate((b) => b === document.activeElement), true, 'focus returns to Edit');
+
+  // The theme picker switches without a reload.
+  await page.getByLabel('Theme').selectOption('light');
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+  await s.close();
+}
+
+async function bannerWhileDaemonDown(browser) {
+  const t = token('down');
+  const s = await open(browser, { hash: `q=${t}`, allowNetworkErrors: true });
+  const { page } = s;
+  const banner = page.locator('#offline-banner');
+  assert.equal(await banner.isVisible(), false);
+
+  assert.equal(await control('stop'), 'stopped');
+  await banner.waitFor({ state: 'visible', timeout: WAIT });
+  await expectText(banner, 'The daemon is unreachable');
+  await expectText(page.locator('#live-status'), 'Offline');
+
+  const started = await control('start');
+  assert.match(started, /^started /);
+  daemon.base = started.slice('started '.length);
+  await banner.waitFor({ state: 'hidden', timeout: RECONNECT_WAIT });
+  await live(page);
+  // The new connection carries events again.
+  await createJob({ job_name: `${t}-after`, status: 'completed' });
+  await expectRowCount(page, 1);
+  await s.close();
+}
+
+async function apiKeyIsAskedFor(browser) {
+  const t = token('key');
+  await createJob({ job_name: `${t}-secret`, status: 'completed' });
+  const context = await browser.newContext(CONTEXT);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    // Refused requests (401/403) are logged by the browser itself.
+    if (m.type() === 'error' && !/401|403|WebSocket connection|Failed to load resource/.test(m.text())) errors.push(m.text());
+  });
+  await page.goto(`${daemon.base}/#q=${t}`);
+  const dialog = page.locator('#key-dialog');
+  await dialog.waitFor({ timeout: WAIT });
+  assert.equal(await rows(page).count(), 0);
+
+  await page.getByLabel('API key', { exact: true }).fill('not-the-key');
+  await page.keyboard.press('Enter');
+  await expectText(dialog, 'That key was not accepted');
+
+  await page.getByLabel('API key', { exact: true }).fill(API_KEY);
+  await dialog.getByRole('button', { name: 'Use key' }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: WAIT });
+  await live(page);
+  await expectRowCount(page, 1);
+  await page.waitForFunction(() => !document.getElementById('auto-create').disabled, null, { timeout: WAIT });
+
+  // The key is kept in this browser: a reload needs no prompt.
+  await page.reload();
+  await live(page);
+  await expectRowCount(page, 1);
+  assert.equal(await dialog.isVisible(), false);
+  await context.close();
+  assert.deepEqual(errors, []);
+}
+
+/**
+ * PENDING (needs the printer drivers and the simulator on main): start a print on a
+ * simulated printer and check, through the real chain, that within a few seconds
+ *  - a row appears for it with the ⚡ Auto badge and the seed's tooltip;
+ *  - a "⚡ Job Auto-Created" toast says "<job name> on <printer name>";
+ *  - the printer's card shows the file, progress and remaining time;
+ *  - after a daemon restart with the print still running, the toast says
+ *    "⚡ Job Discovered" and "(on startup)" if a new job was discovered.
+ * To add: give tests/dashboard.rs a `@@control sim-start <printer> <file>` request that
+ * drives the simulator's control API, then implement this and move it to SCENARIOS.
+ */
+async function autoCreatedJobFromSimulatedPrint() {
+  throw new Error('not implemented: needs the printer simulator (see the comment above)');
+}
+
+// ---------------------------------------------------------------- runner
+
+// The flags keep Chromium from reaching out to the internet (it has nothing to fetch, and
+// a closed network refuses it noisily).
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+});
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+for (const [name, fn] of SCENARIOS) {
+  if (ONLY && !name.includes(ONLY) && fn.name !== ONLY) continue;
+  const t0 = Date.now();
+  try {
+    await fn(browser);
+    passed += 1;
+    console.log(`ok - ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL - ${name}\n${e.stack ?? e}`);
+  }
+}
+if (!API_KEY) for (const [name, fn] of PENDING) console.log(`pending - ${name} (${fn.name})`);
+await browser.close();
+stdinLines.close();
+console.log(`browser: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,333 @@
+//! The built-in dashboard, tested two ways against the real binary:
+//!
+//! - over HTTP: the page and its assets come with the right content types, the strict
+//!   Content-Security-Policy and working ETags;
+//! - in a real browser: `tests/browser/dashboard.mjs` drives headless Chromium (Debian's
+//!   `/usr/bin/chromium` through playwright-core) against a daemon started here, and
+//!   must exit 0.
+//!
+//! The browser script may ask for the daemon to be stopped and started again (to see the
+//! dashboard notice and recover): it prints `@@control stop` or `@@control start` on its
+//! stdout and waits for a line on its stdin. Everything else it prints is passed through.
+//!
+//! Without Chromium or `tests/browser/node_modules` the browser test fails and says how to
+//! install them, unless `PRINTFARMD_SKIP_BROWSER=1`. `.ci/run` installs both.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// How long a daemon may take to print its listening line (debug build, loaded 2 cores).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// A bound on the whole browser run; it normally takes well under a minute.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Two printers so jobs have somewhere to belong. Nothing listens on port 9 of loopback,
+/// so once printer drivers exist these show as offline.
+const PRINTERS: &str = r#"
+[[printers]]
+id = "prusa_1"
+name = "Prusa Core One"
+type = "prusalink"
+host = "127.0.0.1"
+port = 9
+username = "maker"
+password = "secret-pw-123"
+
+[[printers]]
+id = "bambu_1"
+name = "Bambu X1C"
+type = "bambu"
+host = "127.0.0.1"
+port = 9
+serial = "01S00C000000001"
+access_code = "87654321"
+"#;
+
+/// The real daemon in its own process with a fresh directory; restartable on the same
+/// address so a browser page can reconnect to it.
+struct Daemon {
+    dir: tempfile::TempDir,
+    addr: String,
+    extra: String,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// A daemon with the test printers and `extra` TOML in its config.
+    fn start(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = Daemon {
+            dir,
+            addr: "127.0.0.1:0".into(),
+            extra: extra.to_owned(),
+            child: None,
+            log: Arc::default(),
+        };
+        d.spawn();
+        d
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Writes the config for the current address (port 0 the first time, then the port
+    /// the first run got) and starts the binary.
+    fn spawn(&mut self) {
+        let config = self.dir.path().join("daemon.toml");
+        let db = self.dir.path().join("printfarmd.db");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nbind = \"{}\"\n[database]\npath = {db:?}\n{}\n{PRINTERS}\n",
+                self.addr, self.extra
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_printfarmd"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(self.dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd
+            .env("PRINTFARMD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn printfarmd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => self.addr = addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("printfarmd did not start; its log:\n{}", self.log());
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGTERM and wait, as systemd would stop it.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!("printfarmd did not stop within 20 s of SIGTERM");
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_its_types_policy_and_etags() {
+    let d = Daemon::start("");
+    let http = reqwest::Client::new();
+    let page = http.get(d.base()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/assets/app.js">"#));
+
+    for (file, ty) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("jobs.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("icon.svg", "image/svg+xml"),
+    ] {
+        let r = http
+            .get(format!("{}/assets/{file}", d.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{file}");
+        assert_eq!(r.headers()["content-type"], ty, "{file}");
+        let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let again = http
+            .get(format!("{}/assets/{file}", d.base()))
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{file}");
+    }
+
+    for path in ["/assets/nope.js", "/assets/", "/assets/..%2fmod.rs"] {
+        let r = http
+            .get(format!("{}{path}", d.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    // The API keeps its own no-store.
+    let r = http
+        .get(format!("{}/api/v1/settings", d.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn browser_missing(browser_dir: &Path) -> Option<String> {
+    let chromium = chromium_path();
+    if !chromium.exists() {
+        return Some(format!(
+            "{} not found: install it with `apt-get install -y chromium` (or set PRINTFARMD_CHROMIUM)",
+            chromium.display()
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node not found: install it with `apt-get install -y nodejs npm`".into());
+    }
+    if !browser_dir.join("node_modules/playwright-core").exists() {
+        return Some(format!(
+            "{}/node_modules is missing: run `PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix {}`",
+            browser_dir.display(),
+            browser_dir.display()
+        ));
+    }
+    None
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("PRINTFARMD_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CHROMIUM))
+}
+
+/// The key the second browser run's daemon requires.
+const TEST_API_KEY: &str = "dashboard-test-key-0123456789";
+
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if let Some(why) = browser_missing(&browser_dir) {
+        if std::env::var("PRINTFARMD_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("skipping the browser test (PRINTFARMD_SKIP_BROWSER=1): {why}");
+            return;
+        }
+        panic!("the browser test cannot run: {why}. Set PRINTFARMD_SKIP_BROWSER=1 to skip it.");
+    }
+    // One after the other, not as two tests: two Chromiums at once on a 2-core machine
+    // only make both slower.
+    run_browser_script(&browser_dir, &mut Daemon::start(""), &[]);
+    run_browser_script(
+        &browser_dir,
+        &mut Daemon::start(&format!(
+            "[auth]\nenabled = true\napi_keys = [\"{TEST_API_KEY}\"]\n"
+        )),
+        &[("PRINTFARMD_API_KEY", TEST_API_KEY)],
+    );
+}
+
+/// Runs dashboard.mjs against `daemon`, serving its control requests, and asserts it
+/// exits 0.
+fn run_browser_script(browser_dir: &Path, daemon: &mut Daemon, env: &[(&str, &str)]) {
+    let mut node = Command::new("node");
+    node.arg(browser_dir.join("dashboard.mjs"))
+        .arg(daemon.base())
+        .env("PRINTFARMD_CHROMIUM", chromium_path())
+        .env_remove("PRINTFARMD_API_KEY")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        node.env(k, v);
+    }
+    let mut node = node.spawn().expect("spawn node");
+    let mut to_node = node.stdin.take().unwrap();
+    let from_node = node.stdout.take().unwrap();
+    // Lines from the script: control requests are acted on, the rest is its report.
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from_node).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + BROWSER_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => match line.strip_prefix("@@control ") {
+                Some("stop") => {
+                    daemon.stop();
+                    writeln!(to_node, "stopped").unwrap();
+                }
+                Some("start") => {
+                    daemon.spawn();
+                    writeln!(to_node, "started {}", daemon.base()).unwrap();
+                }
+                Some(other) => panic!("unknown control request from the browser script: {other}"),
+                None => println!("{line}"),
+            },
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = node.kill();
+                panic!(
+                    "the browser script did not finish within {BROWSER_TIMEOUT:?}; daemon log:\n{}",
+                    daemon.log()
+                );
+            }
+        }
+    }
+    let status = node.wait().expect("wait for node");
+    assert!(
+        status.success(),
+        "the browser script failed ({status}); see its output above. Daemon log:\n{}",
+        daemon.log()
+    );
+}

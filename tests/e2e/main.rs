@@ -1,0 +1,11 @@
+//! End to end: simulated printers speaking the real protocols over real sockets → the
+//! real `printfarmd` binary with a real SQLite file → REST and WebSocket clients.
+//! One test per scenario, named for it.
+
+#[path = "../daemon/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+mod autojobs;
+mod printers;
+mod rig;
