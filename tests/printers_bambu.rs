@@ -11,7 +11,8 @@ use printers_support::*;
 use printfarmd::config::Secret;
 use printfarmd::domain::PrinterType;
 use printfarmd::printers::{
-    ConnectionState as C, PrinterActor, PrinterEvent, PrinterState as S, Stop, start_printer_tuned,
+    ConnectionState as C, PrinterActor, PrinterEvent, PrinterState as S, SetPin, Stop,
+    start_printer_tuned,
 };
 use printfarmd::sim::{Action, SimError, SimFarm, SimFarmBuilder, Style};
 
@@ -251,7 +252,8 @@ async fn watchdog_reconnects_a_silent_printer() {
     let (sink, mut ev) = collector();
     let (id, addr, _settings) = start(&farm, 0, sink, 1);
     connected(&mut ev, &id).await;
-    farm.control(&id, Action::Silence { seconds: 5 })
+    // Silent for twice the watchdog's nudge-and-reconnect time (4 intervals of 1 s).
+    farm.control(&id, Action::Silence { seconds: 8 })
         .await
         .unwrap();
     let s = ev
@@ -347,6 +349,12 @@ async fn a_changed_certificate_is_refused_with_the_repin_command() {
         1,
         "a changed certificate is not re-pinned"
     );
+
+    // The operator resets the pin: the next certificate is trusted on first contact.
+    addr.send(SetPin(None)).await.unwrap();
+    connected(&mut ev, &id).await;
+    assert_eq!(ev.certificates.len(), 2);
+    assert_ne!(ev.certificates[0].1, ev.certificates[1].1);
     addr.do_send(Stop);
     second.shutdown().await;
 }
@@ -368,5 +376,32 @@ async fn stop_ends_the_session_promptly() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    farm.shutdown().await;
+}
+
+#[actix::test]
+async fn a_wrong_case_serial_is_reported_not_silently_ignored() {
+    let farm = farm().bambu(1, Style::X1).start().await.unwrap();
+    let (sink, mut ev) = collector();
+    let p = &farm.printers()[0];
+    let mut cfg = config_of(p);
+    // The broker accepts the subscription and the printer publishes nothing on it.
+    cfg.serial = cfg.serial.map(|s| s.to_lowercase());
+    let (_tx, rx) = settings(1);
+    let addr = start_printer_tuned(cfg, None, rx, sink, fast());
+    ev.wait_for(&p.id, "connected", |s| s.connection == C::Connected)
+        .await;
+    let s = ev
+        .wait_for(&p.id, "dropped for want of reports", |s| {
+            s.connection == C::Disconnected
+        })
+        .await;
+    let why = s.last_error.unwrap();
+    assert!(why.contains("case-sensitive"), "{why}");
+    assert!(
+        ev.of(&p.id).all(|s| s.state == S::Unknown),
+        "no state is invented without a report"
+    );
+    addr.do_send(Stop);
     farm.shutdown().await;
 }

@@ -173,8 +173,10 @@ async fn reconnects_after_reboot_and_silence() {
     let s = connected(&mut ev, &id).await;
     assert!(s.last_error.is_none());
 
-    // A silent printer holds requests: the request timeout ends the session.
-    farm.control(&id, Action::Silence { seconds: 3 })
+    // A silent printer holds requests: the request timeout (2 s here) ends the session.
+    // Silent for well over a poll interval plus that timeout, so a held poll cannot be
+    // answered just in time.
+    farm.control(&id, Action::Silence { seconds: 6 })
         .await
         .unwrap();
     let s = ev

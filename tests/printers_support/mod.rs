@@ -70,6 +70,19 @@ impl Events {
         Some(ev)
     }
 
+    /// Takes in every event already delivered, without waiting.
+    pub fn drain_ready(&mut self) {
+        while let Ok(ev) = self.rx.try_recv() {
+            match ev {
+                PrinterEvent::Status(s) => self.statuses.push(*s),
+                PrinterEvent::CertificateSeen {
+                    printer_id,
+                    fingerprint_sha256_hex,
+                } => self.certificates.push((printer_id, fingerprint_sha256_hex)),
+            }
+        }
+    }
+
     /// Waits for a status of `id` that satisfies `pred`; panics with the statuses seen
     /// when none comes within the guard.
     pub async fn wait_for(
@@ -92,6 +105,19 @@ impl Events {
                 ),
             }
         }
+    }
+
+    /// Like `wait_for`, but an already received status counts too.
+    pub async fn seen_or_wait(
+        &mut self,
+        id: &str,
+        what: &str,
+        pred: impl Fn(&PrinterStatus) -> bool,
+    ) -> PrinterStatus {
+        if let Some(s) = self.of(id).find(|s| pred(s)) {
+            return s.clone();
+        }
+        self.wait_for(id, what, pred).await
     }
 
     /// The last `n` statuses of `id`, one a line.

@@ -61,6 +61,13 @@ pub const PUSHING_START: &str = r#"{"pushing":{"sequence_id":"0","command":"star
 /// Words for an operator: the access code was refused.
 pub const AUTH_FAILED_MESSAGE: &str = "the printer refused the access code; check the LAN access code on the printer's screen (Settings > Network on P1/A1, Settings > Network > LAN Only on X1) and update `access_code`";
 
+/// How long a new session may go without a full report before it is rebuilt (a
+/// half-broken session answers nothing, protocols.md §2.9): three report intervals, and
+/// at least ten seconds.
+fn snapshot_wait(interval: Duration) -> Duration {
+    (interval * watchdog::SILENT_INTERVALS).max(Duration::from_secs(10))
+}
+
 /// Why a session ended.
 #[derive(Debug)]
 enum End {
@@ -79,6 +86,8 @@ enum Wake {
     Mqtt(Option<Result<Event, ConnectionError>>),
     Pushall,
     Watchdog,
+    /// Connected for a while and data flows, but never a full report.
+    NoSnapshot,
     Settings(bool),
 }
 
@@ -195,6 +204,7 @@ impl<'a> Session<'a> {
         }));
 
         let mut connected = false;
+        let mut connected_at = Instant::now();
         let mut snapshot_seen = false;
         let mut dog = Watchdog::new(Instant::now());
         let mut last_pushall = Instant::now();
@@ -203,10 +213,12 @@ impl<'a> Session<'a> {
             let interval = self.ctx.interval();
             let next_pushall = last_pushall + interval;
             let dog_at = dog.deadline(interval);
+            let snapshot_due = connected_at + snapshot_wait(interval);
             let wake = tokio::select! {
                 ev = rx.recv() => Wake::Mqtt(ev),
                 _ = sleep_until(next_pushall), if connected => Wake::Pushall,
                 _ = sleep_until(dog_at), if connected => Wake::Watchdog,
+                _ = sleep_until(snapshot_due), if connected && !snapshot_seen => Wake::NoSnapshot,
                 r = self.ctx.settings.changed(), if settings_open => Wake::Settings(r.is_ok()),
             };
             let now = Instant::now();
@@ -215,6 +227,7 @@ impl<'a> Session<'a> {
                 Wake::Mqtt(Some(Err(e))) => return self.classify(e),
                 Wake::Mqtt(Some(Ok(Event::Incoming(Packet::ConnAck(_))))) => {
                     connected = true;
+                    connected_at = now;
                     snapshot_seen = false;
                     dog = Watchdog::new(now);
                     self.backoff.connected(now);
@@ -251,6 +264,9 @@ impl<'a> Session<'a> {
                         self.publish(&client, PUSHALL);
                         self.publish(&client, PUSHING_START);
                     }
+                    Some(Bark::Reconnect) if !snapshot_seen => {
+                        return End::Lost(self.no_reports(dog.silent_for(now)));
+                    }
                     Some(Bark::Reconnect) => {
                         return End::Lost(format!(
                             "the printer sent nothing for {} s, even when asked; reconnecting",
@@ -259,9 +275,22 @@ impl<'a> Session<'a> {
                     }
                     None => {}
                 },
+                Wake::NoSnapshot => {
+                    return End::Lost(self.no_reports(now - connected_at));
+                }
                 Wake::Settings(open) => settings_open = open,
             }
         }
+    }
+
+    /// Why a session that never got a full report is dropped. Often a serial in the
+    /// wrong case: the broker accepts any subscription, and the printer publishes
+    /// nothing on it (protocols.md §7.1 quirk 13).
+    fn no_reports(&self, after: Duration) -> String {
+        format!(
+            "connected, but no full report in {} s despite asking (pushall); check that `serial` is exactly the printer's serial (it is case-sensitive); reconnecting",
+            after.as_secs()
+        )
     }
 
     /// CONNACK: the session is up. Pins a first-contact certificate, resets the state
