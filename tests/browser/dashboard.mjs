@@ -31,29 +31,41 @@ import {
 
 // ---------------------------------------------------------------- which scenarios run
 
-const ALL_SCENARIOS = [
+// Stages run one after the other; the lanes of a stage run side by side (each lane's
+// scenarios in order), which keeps the run short on a small machine: much of a scenario
+// is waiting for the daemon, a simulated printer or the page. Scenarios in different
+// lanes must not disturb each other: those that change the settings, drive the
+// simulated printers or restart the daemon are never beside one that depends on them.
+const ALL_STAGES = [
   // Only with PRINTFARMD_SCREENSHOTS, and first, while the job list is still tidy.
-  ...(SHOTS ? [['screenshots of a farm printing (simulated printers)', screenshots]] : []),
-  ['the page loads cleanly with a card per configured printer', pageLoadsCleanly],
-  ['a print started in the simulator shows up with the badge, a toast and a live card', autoCreatedJobFromSimulatedPrint],
-  ['a printer that refuses its access code is marked on its card', authFailedCard],
-  ['an unreachable printer is marked offline, and one that drops off comes back', offlineCard],
-  ['jobs are listed newest first with the ⚡ Auto badge and tooltip', jobsWithBadge],
-  ['the filters narrow the list through the API', filtersNarrowTheList],
-  ['paging walks through the API with limit and offset', pagingWithLimitAndOffset],
-  ['a job edit persists', editPersists],
-  ['delete asks first', deleteAsksFirst],
-  ['the auto-creation toggle and the interval survive a reload', settingsSurviveReload],
-  ['settings_updated from another client shows at once', settingsFromAnotherClient],
-  ['job events from another client keep the list current', liveJobEvents],
-  ['a startup discovery shows the "Job Discovered" toast (injected event)', startupDiscoveryToast],
-  ['after a reconnect the page re-reads what it missed', rereadsAfterReconnect],
-  ['phone layout and keyboard use', phoneAndKeyboard],
+  ...(SHOTS ? [[[['screenshots of a farm printing (simulated printers)', screenshots]]]] : []),
+  [
+    [
+      ['the page loads cleanly with a card per configured printer', pageLoadsCleanly],
+      ['a print started in the simulator shows up with the badge, a toast and a live card', autoCreatedJobFromSimulatedPrint],
+      ['a printer that refuses its access code is marked on its card', authFailedCard],
+      ['an unreachable printer is marked offline, and one that drops off comes back', offlineCard],
+      ['jobs are listed newest first with the ⚡ Auto badge and tooltip', jobsWithBadge],
+      ['the filters narrow the list through the API', filtersNarrowTheList],
+    ],
+    [
+      ['paging walks through the API with limit and offset', pagingWithLimitAndOffset],
+      ['a job edit persists', editPersists],
+      ['delete asks first', deleteAsksFirst],
+      ['job events from another client keep the list current', liveJobEvents],
+      ['a startup discovery shows the "Job Discovered" toast (injected event)', startupDiscoveryToast],
+      ['phone layout and keyboard use', phoneAndKeyboard],
+    ],
+  ],
+  // These change the settings (auto-creation off for a moment), so nothing runs beside them.
+  [[['the auto-creation toggle and the interval survive a reload', settingsSurviveReload]]],
+  [[['settings_updated from another client shows at once', settingsFromAnotherClient]]],
+  [[['after a reconnect the page re-reads what it missed', rereadsAfterReconnect]]],
   // Last: it stops and restarts the daemon.
-  ['the banner shows while the daemon is down; the page recovers and shows a print found on startup', bannerWhileDaemonDown],
+  [[['the banner shows while the daemon is down; the page recovers and shows a print found on startup', bannerWhileDaemonDown]]],
 ];
 
-const SCENARIOS = API_KEY ? [['the page asks for the API key, refuses a wrong one and keeps the right one', apiKeyIsAskedFor]] : ALL_SCENARIOS;
+const STAGES = API_KEY ? [[[['the page asks for the API key, refuses a wrong one and keeps the right one', apiKeyIsAskedFor]]]] : ALL_STAGES;
 
 // ---------------------------------------------------------------- the scenarios
 
@@ -639,7 +651,8 @@ async function bannerWhileDaemonDown(browser) {
 
 async function apiKeyIsAskedFor(browser) {
   const t = token('key');
-  await createJob({ job_name: `${t}-secret`, status: 'completed' });
+  // This daemon has only the offline printer.
+  await createJob({ job_name: `${t}-secret`, printer_id: offline.id, status: 'completed' });
   const context = await browser.newContext(CONTEXT);
   const page = await context.newPage();
   const errors = [];
@@ -685,18 +698,21 @@ const browser = await chromium.launch({
 let passed = 0;
 let failed = 0;
 const started = Date.now();
-for (const [name, fn] of SCENARIOS) {
-  if (ONLY && !name.includes(ONLY) && fn.name !== ONLY) continue;
-  const t0 = Date.now();
-  try {
-    await fn(browser);
-    passed += 1;
-    console.log(`ok - ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL - ${name}\n${e.stack ?? e}`);
+async function runLane(lane) {
+  for (const [name, fn] of lane) {
+    if (ONLY && !name.includes(ONLY) && fn.name !== ONLY) continue;
+    const t0 = Date.now();
+    try {
+      await fn(browser);
+      passed += 1;
+      console.log(`ok - ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed += 1;
+      console.log(`FAIL - ${name}\n${e.stack ?? e}`);
+    }
   }
 }
+for (const lanes of STAGES) await Promise.all(lanes.map(runLane));
 await browser.close();
 stdinLines.close();
 console.log(`browser: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
