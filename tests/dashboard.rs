@@ -99,7 +99,9 @@ impl Farm {
     fn control(&self, request: &str) -> Result<(), String> {
         let mut parts = request.splitn(3, ' ');
         let (Some(id), Some(action)) = (parts.next(), parts.next()) else {
-            return Err(format!("expected `<printer> <action> [json]`, got {request:?}"));
+            return Err(format!(
+                "expected `<printer> <action> [json]`, got {request:?}"
+            ));
         };
         let body = parts.next().unwrap_or("");
         let action = Action::parse(action, body.as_bytes()).map_err(|e| e.to_string())?;

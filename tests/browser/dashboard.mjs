@@ -121,6 +121,11 @@ async function screenshots(browser) {
     await expectCard(page, badCode.id, 'connection', 'auth_failed');
     await page.mouse.move(0, 0);
   }
+  // Long names wrap; nothing needs a sideways scroll on a desktop.
+  assert.ok(await pages[0].page.evaluate(() => {
+    const w = document.querySelector('.table-wrap');
+    return w.scrollWidth <= w.clientWidth + 1;
+  }), 'the job table fits its panel');
   await shot(pages[0].page, 'dashboard-light.png', { fullPage: true });
   await shot(pages[1].page, 'dashboard-dark.png', { fullPage: true });
   await shot(pages[2].page, 'dashboard-phone.png');
