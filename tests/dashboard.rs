@@ -6,9 +6,20 @@
 //!   `/usr/bin/chromium` through playwright-core) against a daemon started here, and
 //!   must exit 0.
 //!
-//! The browser script may ask for the daemon to be stopped and started again (to see the
-//! dashboard notice and recover): it prints `@@control stop` or `@@control start` on its
-//! stdout and waits for a line on its stdin. Everything else it prints is passed through.
+//! The daemon watches a simulated farm started in this process ([`SimFarm`]: an X1-style
+//! and a P1-style Bambu printer on the simulator's MQTT/TLS broker and a PrusaLink
+//! printer), plus a printer whose access code is wrong (the sim broker refuses it) and one
+//! nobody answers for (loopback port 9), so every card state comes from the real chain.
+//!
+//! The browser script talks to this file through control lines on its stdout, each
+//! answered with one line on its stdin:
+//! - `@@control stop` / `@@control start`: stop or start the daemon (to see the dashboard
+//!   notice and recover); answered `stopped` / `started <base-url>`;
+//! - `@@control sim <printer> <action> [json]`: make a simulated printer do something, as
+//!   `POST /printers/{id}/{action}` on the simulator's control API would (e.g. `sim
+//!   bambu_1 print {"file":"benchy.3mf","duration_s":8}`); answered `ok` or `error <why>`.
+//!
+//! Everything else it prints is passed through.
 //!
 //! Without Chromium or `tests/browser/node_modules` the browser test fails and says how to
 //! install them, unless `PRINTFARMD_SKIP_BROWSER=1`. `.ci/run` installs both.
@@ -19,33 +30,92 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use printfarmd::sim::{Action, SimFarm, Style};
+
 /// How long a daemon may take to print its listening line (debug build, loaded 2 cores).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A bound on the whole browser run; it normally takes well under a minute.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Two printers so jobs have somewhere to belong. Nothing listens on port 9 of loopback,
-/// so once printer drivers exist these show as offline.
-const PRINTERS: &str = r#"
+/// Printers that are not simulated: one nobody answers for (nothing listens on port 9 of
+/// loopback), shown offline.
+const OFFLINE_PRINTER: &str = r#"
 [[printers]]
-id = "prusa_1"
-name = "Prusa Core One"
+id = "prusa_offline"
+name = "Prusa MK4 (unplugged)"
 type = "prusalink"
 host = "127.0.0.1"
 port = 9
 username = "maker"
 password = "secret-pw-123"
-
-[[printers]]
-id = "bambu_1"
-name = "Bambu X1C"
-type = "bambu"
-host = "127.0.0.1"
-port = 9
-serial = "01S00C000000001"
-access_code = "87654321"
 "#;
+
+/// The simulated farm the daemon watches, on its own runtime so it keeps running while
+/// the test thread waits for the browser script.
+struct Farm {
+    rt: tokio::runtime::Runtime,
+    sim: SimFarm,
+}
+
+impl Farm {
+    /// `bambu_1` (X1 style), `bambu_2` (P1 style), `prusa_1`; short phases so a print's
+    /// lifecycle takes seconds; no prints of their own.
+    fn start() -> Farm {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let sim = rt
+            .block_on(
+                SimFarm::builder()
+                    .bambu(1, Style::X1)
+                    .bambu(1, Style::P1)
+                    .prusalink(1)
+                    .prepare_ms(300)
+                    .stale_finish_ms(300)
+                    .reboot_ms(2500)
+                    .start(),
+            )
+            .expect("the simulated farm starts");
+        Farm { rt, sim }
+    }
+
+    /// The `[[printers]]` block for the daemon: the farm as it describes itself, a
+    /// printer on its broker with a wrong access code, and the offline one.
+    fn printers_toml(&self) -> String {
+        let p1 = self.sim.printer("bambu_2").expect("bambu_2");
+        format!(
+            "{}\n[[printers]]\nid = \"bambu_badcode\"\nname = \"Bambu A1 (wrong code)\"\ntype = \"bambu\"\nhost = {:?}\nport = {}\nserial = {:?}\naccess_code = \"00000000\"\n{OFFLINE_PRINTER}",
+            self.sim.config_toml(),
+            p1.host,
+            p1.port,
+            p1.serial.expect("a Bambu printer has a serial"),
+        )
+    }
+
+    /// `<printer> <action> [json]` from the browser script.
+    fn control(&self, request: &str) -> Result<(), String> {
+        let mut parts = request.splitn(3, ' ');
+        let (Some(id), Some(action)) = (parts.next(), parts.next()) else {
+            return Err(format!(
+                "expected `<printer> <action> [json]`, got {request:?}"
+            ));
+        };
+        let body = parts.next().unwrap_or("");
+        let action = Action::parse(action, body.as_bytes()).map_err(|e| e.to_string())?;
+        self.rt
+            .block_on(self.sim.control(id, action))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Farm {
+    fn drop(&mut self) {
+        self.rt.block_on(self.sim.shutdown());
+    }
+}
 
 /// The real daemon in its own process with a fresh directory; restartable on the same
 /// address so a browser page can reconnect to it.
@@ -53,18 +123,20 @@ struct Daemon {
     dir: tempfile::TempDir,
     addr: String,
     extra: String,
+    printers: String,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    /// A daemon with the test printers and `extra` TOML in its config.
-    fn start(extra: &str) -> Daemon {
+    /// A daemon with `printers` (`[[printers]]` entries) and `extra` TOML in its config.
+    fn start(extra: &str, printers: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut d = Daemon {
             dir,
             addr: "127.0.0.1:0".into(),
             extra: extra.to_owned(),
+            printers: printers.to_owned(),
             child: None,
             log: Arc::default(),
         };
@@ -84,8 +156,8 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[server]\nbind = \"{}\"\n[database]\npath = {db:?}\n{}\n{PRINTERS}\n",
-                self.addr, self.extra
+                "[server]\nbind = \"{}\"\n[database]\npath = {db:?}\n{}\n{}\n",
+                self.addr, self.extra, self.printers
             ),
         )
         .unwrap();
@@ -164,7 +236,7 @@ impl Drop for Daemon {
 
 #[tokio::test]
 async fn the_dashboard_is_served_with_its_types_policy_and_etags() {
-    let d = Daemon::start("");
+    let d = Daemon::start("", OFFLINE_PRINTER);
     let http = reqwest::Client::new();
     let page = http.get(d.base()).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -261,22 +333,35 @@ fn the_dashboard_works_in_a_real_browser() {
     }
     // One after the other, not as two tests: two Chromiums at once on a 2-core machine
     // only make both slower.
-    run_browser_script(&browser_dir, &mut Daemon::start(""), &[]);
+    let farm = Farm::start();
+    // Polled printers are looked at every second, so a print shows within a few.
+    let mut daemon = Daemon::start("[monitoring]\ninterval = 1\n", &farm.printers_toml());
+    run_browser_script(&browser_dir, &mut daemon, Some(&farm), &[]);
+    drop(daemon);
     run_browser_script(
         &browser_dir,
-        &mut Daemon::start(&format!(
-            "[auth]\nenabled = true\napi_keys = [\"{TEST_API_KEY}\"]\n"
-        )),
+        &mut Daemon::start(
+            &format!("[auth]\nenabled = true\napi_keys = [\"{TEST_API_KEY}\"]\n"),
+            OFFLINE_PRINTER,
+        ),
+        None,
         &[("PRINTFARMD_API_KEY", TEST_API_KEY)],
     );
 }
 
 /// Runs dashboard.mjs against `daemon`, serving its control requests, and asserts it
 /// exits 0.
-fn run_browser_script(browser_dir: &Path, daemon: &mut Daemon, env: &[(&str, &str)]) {
+fn run_browser_script(
+    browser_dir: &Path,
+    daemon: &mut Daemon,
+    farm: Option<&Farm>,
+    env: &[(&str, &str)],
+) {
     let mut node = Command::new("node");
     node.arg(browser_dir.join("dashboard.mjs"))
         .arg(daemon.base())
+        // Only the scenarios whose name contains this (for working on one).
+        .arg(std::env::var("PRINTFARMD_BROWSER_ONLY").unwrap_or_default())
         .env("PRINTFARMD_CHROMIUM", chromium_path())
         .env_remove("PRINTFARMD_API_KEY")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -310,6 +395,14 @@ fn run_browser_script(browser_dir: &Path, daemon: &mut Daemon, env: &[(&str, &st
                 Some("start") => {
                     daemon.spawn();
                     writeln!(to_node, "started {}", daemon.base()).unwrap();
+                }
+                Some(sim) if sim.starts_with("sim ") => {
+                    let farm = farm.expect("this run has no simulated printers");
+                    let answer = match farm.control(&sim["sim ".len()..]) {
+                        Ok(()) => "ok".to_owned(),
+                        Err(e) => format!("error {e}"),
+                    };
+                    writeln!(to_node, "{answer}").unwrap();
                 }
                 Some(other) => panic!("unknown control request from the browser script: {other}"),
                 None => println!("{line}"),

@@ -1,6 +1,7 @@
-// Helpers for dashboard.mjs: the daemon's address and control channel, a REST client
-// standing in for "another client", opening the dashboard in a fresh browser context
-// that records page errors, and the printer fixtures in the agreed shape.
+// Helpers for dashboard.mjs: the daemon's address and control channel (daemon and
+// simulated printers), a REST client standing in for "another client", opening the
+// dashboard in a fresh browser context that records page errors, and the printers the
+// test daemon watches.
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -33,7 +34,8 @@ export const stdinLines = createInterface({ input: process.stdin });
 const answers = [];
 stdinLines.on('line', (l) => answers.shift()?.(l));
 
-/** Asks tests/dashboard.rs to stop or start the daemon; resolves with its answer. */
+/** Asks tests/dashboard.rs to stop or start the daemon, or to drive a simulated printer;
+ *  resolves with its answer. */
 export function control(cmd) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no answer to "@@control ${cmd}"; run this through cargo test --test dashboard`)), 60_000);
@@ -43,6 +45,42 @@ export function control(cmd) {
     });
     process.stdout.write(`@@control ${cmd}\n`);
   });
+}
+
+/** Makes simulated printer `id` do `action` (print, pause, resume, finish, fail, cancel,
+ *  reboot, dismiss, …; the simulator's control API actions) with an optional JSON body. */
+export async function sim(id, action, body) {
+  const answer = await control(`sim ${id} ${action}${body === undefined ? '' : ` ${JSON.stringify(body)}`}`);
+  assert.equal(answer, 'ok', `sim ${id} ${action}: ${answer}`);
+}
+
+/** The printers tests/dashboard.rs configures: a simulated farm (ids and names as the
+ *  simulator gives them), a printer on the simulator's broker with a wrong access code,
+ *  and one on a port nobody listens on. */
+export const PRINTERS = {
+  x1: { id: 'bambu_1', name: 'Simulated X1 1' },
+  p1: { id: 'bambu_2', name: 'Simulated P1 2' },
+  prusa: { id: 'prusa_1', name: 'Simulated MK4S 1' },
+  badCode: { id: 'bambu_badcode', name: 'Bambu A1 (wrong code)' },
+  offline: { id: 'prusa_offline', name: 'Prusa MK4 (unplugged)' },
+};
+
+/** Auto-creation on and polled printers looked at every second, as the daemon starts;
+ *  scenarios that change the settings put them back, this makes sure. */
+export async function autoCreationOn() {
+  const r = await rest('PUT', '/settings', { job_creation_auto_create: true, monitoring_interval: 1 });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+}
+
+/** Polls `GET /api/v1/jobs?<query>` until `ok(jobs)` holds; resolves with the jobs. */
+export async function waitForJobs(query, ok, timeout = WAIT) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const jobs = (await rest('GET', `/jobs?${query}`)).body.jobs;
+    if (ok(jobs)) return jobs;
+    if (Date.now() > deadline) throw new Error(`jobs?${query} never matched: ${JSON.stringify(jobs)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Another client: plain REST from Node. */
@@ -123,56 +161,32 @@ export async function shot(page, file, opts = {}) {
   console.log(`screenshot: ${join(SHOTS, file)}`);
 }
 
-/** The agreed printer shape (GET /api/v1/printers, printer_status data), as fixtures:
- *  one printing, one whose credentials were refused, one unreachable. Until the printers
- *  endpoint lands this is the only way to see cards; afterwards it still covers states a
- *  test cannot easily provoke. Also injects a `printer_status` over the real socket. */
-export const FIXTURE_PRINTERS = [
-  {
-    id: 'bambu_1', name: 'Bambu X1C', type: 'bambu', host: '192.168.1.50', port: 8883, managed_by: 'config',
-    connection: 'connected', state: 'printing', last_seen: new Date().toISOString(), last_error: null,
-    current_print: { filename: 'gear_housing.3mf', job_name: 'gear_housing', progress: 42, remaining_s: 3900, elapsed_s: 2700, layer: 118, total_layers: 281, job_id: null },
-    temperatures: { nozzle: 219.6, nozzle_target: 220, bed: 64.8, bed_target: 65, chamber: 38 },
-    updated_at: new Date().toISOString(),
-  },
-  {
-    id: 'prusa_1', name: 'Prusa Core One', type: 'prusalink', host: '192.168.1.60', port: 80, managed_by: 'config',
-    connection: 'connected', state: 'idle', last_seen: new Date().toISOString(), last_error: null, current_print: null,
-    temperatures: { nozzle: 24, nozzle_target: 0, bed: 23.5, bed_target: 0, chamber: null },
-    updated_at: new Date().toISOString(),
-  },
-  {
-    id: 'prusa_2', name: 'Prusa MK4 #2', type: 'prusalink', host: '192.168.1.61', port: 80, managed_by: 'api',
-    connection: 'auth_failed', state: 'unknown', last_seen: null, last_error: 'HTTP 401: the printer refused the username or password',
-    current_print: null, temperatures: { nozzle: null, nozzle_target: null, bed: null, bed_target: null, chamber: null },
-    updated_at: new Date().toISOString(),
-  },
-  {
-    id: 'bambu_2', name: 'Bambu P1S', type: 'bambu', host: '192.168.1.52', port: 8883, managed_by: 'config',
-    connection: 'disconnected', state: 'unknown', last_seen: new Date(Date.now() - 3600_000).toISOString(), last_error: 'connection refused',
-    current_print: null, temperatures: { nozzle: null, nozzle_target: null, bed: null, bed_target: null, chamber: null },
-    updated_at: new Date().toISOString(),
-  },
-];
+export const card = (page, id) => page.locator(`#printer-cards > li[data-printer-id="${id}"]`);
 
-/** The dashboard with the printers endpoint answered from FIXTURE_PRINTERS and the real
- *  socket passed through, plus `inject(type, data)` to deliver an event to the page. */
-export async function openWithFixturePrinters(browser, opts) {
-  const context = await browser.newContext({ ...CONTEXT, viewport: opts.viewport ?? { width: 1440, height: 900 }, colorScheme: opts.colorScheme, isMobile: !!opts.isMobile, hasTouch: !!opts.isMobile });
+/** Waits until printer `id`'s card has `attr` (a data attribute, camelCase) `value`. */
+export async function expectCard(page, id, attr, value, timeout = WAIT) {
+  await page.waitForFunction(
+    ([id, attr, value]) => document.querySelector(`#printer-cards > li[data-printer-id="${CSS.escape(id)}"]`)?.dataset[attr] === value,
+    [id, attr, value],
+    { timeout },
+  );
+}
+
+/** The dashboard with its socket passed through a relay, plus `inject(type, data)` to
+ *  deliver an event the daemon cannot be made to send while a page watches. */
+export async function openWithInjection(browser, opts = {}) {
+  const context = await browser.newContext({ ...CONTEXT, viewport: opts.viewport ?? { width: 1440, height: 900 }, colorScheme: opts.colorScheme ?? 'light' });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
   page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
-  await page.route('**/api/v1/printers', (route) =>
-    route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ printers: FIXTURE_PRINTERS, total_count: FIXTURE_PRINTERS.length }) }),
-  );
   let toPage = null;
   let seq = 1_000_000;
   await page.routeWebSocket(/\/ws$/, (ws) => {
     ws.connectToServer();
     toPage = ws;
   });
-  await page.goto(`${daemon.base}/`);
+  await page.goto(`${daemon.base}/${opts.hash ? `#${opts.hash}` : ''}`);
   await live(page);
   return {
     page,
