@@ -65,19 +65,29 @@ pub fn route(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejec
 
 async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {
     let (tx, mut rx) = socket.split();
-    let writer = tokio::spawn(write_loop(tx, client.clone()));
-    while let Some(msg) = rx.next().await {
-        let Ok(msg) = msg else { break };
-        if msg.is_close() {
-            break;
+    let mut writer = tokio::spawn(write_loop(tx, client.clone()));
+    // The session ends when the client goes away, or when the writer is done (a client
+    // closed for falling behind, or shutdown): then both halves are dropped, so the TCP
+    // connection closes even if the client never reads or writes again.
+    let writer_done = loop {
+        tokio::select! {
+            msg = rx.next() => {
+                let Some(Ok(msg)) = msg else { break false };
+                if msg.is_close() {
+                    break false;
+                }
+                if let Ok(text) = msg.to_str() {
+                    handle_client_message(&client, text);
+                }
+            }
+            _ = &mut writer => break true,
         }
-        if let Ok(text) = msg.to_str() {
-            handle_client_message(&client, text);
-        }
-    }
+    };
     client.close("client went away");
     st.broadcaster.do_send(Disconnect(client.id));
-    let _ = writer.await;
+    if !writer_done {
+        let _ = writer.await;
+    }
 }
 
 #[derive(Deserialize)]

@@ -89,9 +89,12 @@ async fn every_lifecycle_state_reaches_get_printers_and_the_websocket() {
     // test, until both printers' `finished` is seen (bounded).
     let mut seen: Vec<(String, String)> = Vec::new();
     let deadline = tokio::time::Instant::now() + rig::WAIT;
-    while seen.iter().filter(|(_, s)| s == "finished").count() < 2
-        && tokio::time::Instant::now() < deadline
-    {
+    let finished = |seen: &[(String, String)]| {
+        ["bambu_1", "prusa_1"]
+            .iter()
+            .all(|id| seen.iter().any(|(p, s)| p == id && s == "finished"))
+    };
+    while !finished(&seen) && tokio::time::Instant::now() < deadline {
         let Some(m) = ws.next_json(Duration::from_secs(2)).await else {
             break;
         };
