@@ -206,7 +206,11 @@ pub async fn drive(
         }
         let ended = match outcome {
             Outcome::Complete => wait_for_end(&ctl, &printer).await,
-            Outcome::Finish => ctl.action(&printer, "finish", json!({})).await,
+            // It may have run out by itself a moment before: completed all the same.
+            Outcome::Finish => match ctl.action(&printer, "finish", json!({})).await {
+                Err(e) if e.to_string().contains("invalid_state") => Ok(()),
+                r => r,
+            },
             Outcome::Fail => ctl.action(&printer, "fail", json!({})).await,
             Outcome::Cancel => ctl.action(&printer, "cancel", json!({})).await,
         };
