@@ -13,6 +13,8 @@ pub struct Health {
     pub started: Instant,
     pub started_at: Timestamp,
     write_errors: AtomicU64,
+    /// Printer statuses the JobCreator processed (for `/health` and the load harness).
+    statuses_processed: AtomicU64,
     problem: Mutex<Option<WriteProblem>>,
 }
 
@@ -28,6 +30,7 @@ impl Default for Health {
             started: Instant::now(),
             started_at: time::now(),
             write_errors: AtomicU64::new(0),
+            statuses_processed: AtomicU64::new(0),
             problem: Mutex::new(None),
         }
     }
@@ -57,6 +60,15 @@ impl Health {
 
     pub fn write_errors(&self) -> u64 {
         self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// One more printer status processed (one relaxed atomic add per status).
+    pub fn status_processed(&self) {
+        self.statuses_processed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn statuses_processed(&self) -> u64 {
+        self.statuses_processed.load(Ordering::Relaxed)
     }
 
     pub fn problem(&self) -> Option<WriteProblem> {

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod domain;
 pub mod health;
 pub mod jobs;
+pub mod loadtest;
 pub mod printers;
 pub mod registry;
 pub mod sim;

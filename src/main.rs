@@ -50,6 +50,9 @@ enum Command {
     },
     /// Run simulated printers (Bambu MQTT/TLS, PrusaLink HTTP) with a control API, until stopped.
     Simulate(printfarmd::sim::cli::SimulateArgs),
+    /// Load test: simulator and daemon as separate processes, printers printing, WebSocket
+    /// and REST clients; prints a JSON summary, fails if a job is lost or duplicated.
+    Loadtest(printfarmd::loadtest::LoadtestArgs),
     /// Manage pinned printer certificates.
     Pin {
         #[command(subcommand)]
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             control,
         }),
         Command::Simulate(args) => printfarmd::sim::cli::run(args),
+        Command::Loadtest(args) => printfarmd::loadtest::run(args),
         Command::Pin {
             action: PinCommand::Reset { printer_id },
         } => pin_reset(cli.config, &printer_id),

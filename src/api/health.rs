@@ -68,6 +68,7 @@ async fn health(st: AppState) -> warp::reply::Response {
         },
         "printers": { "configured": st.printers.len(), "connected": connected },
         "websocket_clients": clients,
+        "statuses_processed": st.health.statuses_processed(),
     });
     let code = if db_ok {
         StatusCode::OK

@@ -175,11 +175,20 @@ where
     let reason = 'outer: loop {
         let batch = client.take();
         let idle = batch.messages.is_empty();
-        for m in batch.messages {
+        // The whole batch is queued and then flushed once: one write for many messages,
+        // where a flush per message cost a syscall per message per client (at 2,000
+        // printers and 100 clients, a quarter of the daemon's CPU).
+        if !idle {
+            let write = async {
+                for m in &batch.messages {
+                    tx.feed(Message::text(m.as_ref())).await?;
+                }
+                tx.flush().await
+            };
             tokio::select! {
                 biased;
                 _ = client.abort.notified() => break 'outer Some(TOO_SLOW_REASON.to_owned()),
-                sent = tx.send(Message::text(m.as_ref())) => if sent.is_err() { break 'outer None },
+                sent = write => if sent.is_err() { break 'outer None },
             }
         }
         if let Some(reason) = batch.close {

@@ -34,7 +34,8 @@ const MAILBOX_CAPACITY: usize = 4096;
 
 struct StatusSlot {
     last_sent: Option<Instant>,
-    held: Option<Event>,
+    /// The newest status not sent yet, and when it arrived.
+    held: Option<(Event, Instant)>,
     latest: serde_json::Value,
 }
 
@@ -68,13 +69,25 @@ impl Broadcaster {
             })
             .filter_map(|s| {
                 s.last_sent = Some(now);
-                s.held.take()
+                s.held.take().map(|(ev, since)| stamp_hold(ev, now - since))
             })
             .collect();
         for ev in &due {
             self.emit(ev);
         }
     }
+}
+
+/// A held status that came from a simulator report (its data has `sim_sent_at_ms`) also
+/// carries `sim_held_ms`, how long the throttle held it, so the load harness can tell the
+/// pipeline's latency from the intentional hold. Statuses from real printers are unchanged.
+fn stamp_hold(mut ev: Event, held: Duration) -> Event {
+    if let Some(data) = ev.data.as_object_mut()
+        && data.contains_key("sim_sent_at_ms")
+    {
+        data.insert("sim_held_ms".into(), (held.as_millis() as u64).into());
+    }
+    ev
 }
 
 impl Actor for Broadcaster {
@@ -112,7 +125,7 @@ impl Handler<Publish> for Broadcaster {
                 slot.held = None;
                 self.emit(&ev);
             } else {
-                slot.held = Some(ev);
+                slot.held = Some((ev, now));
             }
             return;
         }

@@ -20,6 +20,7 @@ impl JobCreator {
         let Some(entry) = self.printers.get(s.printer_id.as_str()) else {
             return;
         };
+        self.health.status_processed();
         let obs = s.observation();
         self.observe(&s.printer_id, s.printer_type, &obs);
         let job_id = self

@@ -31,6 +31,10 @@ pub struct SimulateArgs {
     /// How the Bambu printers report.
     #[arg(long, value_enum, default_value_t = StyleArg::Mixed)]
     pub style: StyleArg,
+    /// With `--style mixed`: how many of the Bambu printers are X1-style (default: half,
+    /// rounded up); the rest are P1-style.
+    #[arg(long)]
+    pub x1: Option<usize>,
     /// Address of the shared Bambu MQTT broker.
     #[arg(long, default_value = "127.0.0.1:8883")]
     pub broker: SocketAddr,
@@ -82,7 +86,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         builder = match args.style {
             StyleArg::X1 => builder.bambu(args.bambu, Style::X1),
             StyleArg::P1 => builder.bambu(args.bambu, Style::P1),
-            StyleArg::Mixed => builder.bambu(args.bambu.div_ceil(2), Style::X1).bambu(args.bambu / 2, Style::P1),
+            StyleArg::Mixed => {
+                let x1 = args.x1.unwrap_or(args.bambu.div_ceil(2)).min(args.bambu);
+                builder.bambu(x1, Style::X1).bambu(args.bambu - x1, Style::P1)
+            }
         };
         for r in &args.replay {
             let (id, file) = r.split_once('=').with_context(|| format!("--replay {r:?}: expected ID=FILE"))?;

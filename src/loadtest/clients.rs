@@ -1,0 +1,261 @@
+//! The daemon's clients during a load run: WebSocket clients that time every
+//! `printer_status` from the simulator's stamp to its arrival, and a steady REST load.
+//!
+//! The WebSocket clients read the two stamps they need straight from the message text
+//! (no JSON parse): at 2,000 printers and 100 clients they receive ~200,000 messages a
+//! second on the same two cores as the daemon, and the harness must not crowd it out.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::hist::{Hist, Quantiles};
+
+/// REST requests allowed in flight at once; past that a tick is counted as skipped
+/// rather than piling up requests on a stalled daemon.
+const REST_IN_FLIGHT: usize = 64;
+/// How long one REST request may take.
+const REST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the WebSocket clients saw, merged.
+pub struct WsStats {
+    pub messages: u64,
+    pub status_events: u64,
+    pub disconnects: u64,
+    /// Receive time − `sim_sent_at_ms`, every `printer_status`.
+    pub raw: Hist,
+    /// The same, for statuses the Broadcaster sent at once.
+    pub not_held: Hist,
+    /// The same, for statuses the Broadcaster held (throttled) first.
+    pub held: Hist,
+    /// Held statuses with their hold (`sim_held_ms`) taken out: the pipeline alone.
+    pub held_minus_hold: Hist,
+}
+
+impl WsStats {
+    fn new() -> Self {
+        Self {
+            messages: 0,
+            status_events: 0,
+            disconnects: 0,
+            raw: Hist::new(1000),
+            not_held: Hist::new(1000),
+            held: Hist::new(1000),
+            held_minus_hold: Hist::new(1000),
+        }
+    }
+
+    fn merge(&mut self, o: &WsStats) {
+        self.messages += o.messages;
+        self.status_events += o.status_events;
+        self.disconnects += o.disconnects;
+        self.raw.merge(&o.raw);
+        self.not_held.merge(&o.not_held);
+        self.held.merge(&o.held);
+        self.held_minus_hold.merge(&o.held_minus_hold);
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The integer right after `key` in `text`.
+fn int_after(text: &str, key: &str) -> Option<i64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Opens `n` WebSocket clients; each records until `stop` turns true. Connecting is
+/// done before this returns, so the clock starts with every client in place.
+pub async fn start_ws_clients(
+    addr: &str,
+    n: usize,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<WsStats>>> {
+    let mut handles = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+        let mut stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            let mut st = WsStats::new();
+            let (_tx, mut rx) = ws.split();
+            loop {
+                let msg = tokio::select! {
+                    m = rx.next() => m,
+                    _ = stop.changed() => break,
+                };
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        st.disconnects += 1;
+                        break;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                let at = now_ms();
+                st.messages += 1;
+                let text = text.as_str();
+                if !text.starts_with(r#"{"type":"printer_status""#) {
+                    continue;
+                }
+                st.status_events += 1;
+                let Some(sent) = int_after(text, r#""sim_sent_at_ms":"#) else {
+                    continue;
+                };
+                let lat = at - sent;
+                st.raw.record_ms(lat);
+                match int_after(text, r#""sim_held_ms":"#) {
+                    None => st.not_held.record_ms(lat),
+                    Some(h) => {
+                        st.held.record_ms(lat);
+                        st.held_minus_hold.record_ms(lat - h);
+                    }
+                }
+            }
+            st
+        }));
+    }
+    Ok(handles)
+}
+
+pub async fn collect_ws(handles: Vec<tokio::task::JoinHandle<WsStats>>) -> WsStats {
+    let mut all = WsStats::new();
+    for h in handles {
+        if let Ok(s) = h.await {
+            all.merge(&s);
+        }
+    }
+    all
+}
+
+#[derive(Serialize, Default)]
+pub struct RestSummary {
+    pub requests: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    pub all: Quantiles,
+    pub jobs: Quantiles,
+    pub printers_list: Quantiles,
+    pub printer_one: Quantiles,
+}
+
+struct RestHists {
+    requests: u64,
+    errors: u64,
+    skipped: u64,
+    all: Hist,
+    jobs: Hist,
+    list: Hist,
+    one: Hist,
+}
+
+/// Sends `rps` requests a second until `stop`: mostly job lists (some filtered), some
+/// printer lists and single printers. Each request is timed from send to last byte.
+pub async fn rest_load(
+    addr: String,
+    printer_ids: Vec<String>,
+    rps: f64,
+    mut stop: watch::Receiver<bool>,
+) -> RestSummary {
+    if rps <= 0.0 {
+        return RestSummary::default();
+    }
+    let http = match reqwest::Client::builder().timeout(REST_TIMEOUT).build() {
+        Ok(h) => h,
+        Err(_) => return RestSummary::default(),
+    };
+    let hists = Arc::new(Mutex::new(RestHists {
+        requests: 0,
+        errors: 0,
+        skipped: 0,
+        all: Hist::new(100),
+        jobs: Hist::new(100),
+        list: Hist::new(100),
+        one: Hist::new(100),
+    }));
+    let gate = Arc::new(Semaphore::new(REST_IN_FLIGHT));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rps));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut i: usize = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        i += 1;
+        let p = &printer_ids[i.wrapping_mul(7919) % printer_ids.len().max(1)];
+        let (kind, path) = match i % 10 {
+            0..=4 => (0, "/api/v1/jobs?limit=50".to_owned()),
+            5 => (0, "/api/v1/jobs?limit=50&status=completed".to_owned()),
+            6 => (0, format!("/api/v1/jobs?limit=50&printer_id={p}")),
+            7 => (
+                0,
+                "/api/v1/jobs?limit=50&status=running,paused&auto_created=true".to_owned(),
+            ),
+            8 => (1, "/api/v1/printers".to_owned()),
+            _ => (2, format!("/api/v1/printers/{p}")),
+        };
+        let Ok(permit) = gate.clone().try_acquire_owned() else {
+            hists.lock().unwrap_or_else(|e| e.into_inner()).skipped += 1;
+            continue;
+        };
+        let (http, hists, url) = (http.clone(), hists.clone(), format!("http://{addr}{path}"));
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = match http.get(url).send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            let us = t.elapsed().as_micros() as u64;
+            let mut h = hists.lock().unwrap_or_else(|e| e.into_inner());
+            h.requests += 1;
+            if !ok {
+                h.errors += 1;
+            }
+            h.all.record_us(us);
+            match kind {
+                0 => h.jobs.record_us(us),
+                1 => h.list.record_us(us),
+                _ => h.one.record_us(us),
+            }
+            drop(permit);
+        });
+    }
+    // Let the requests in flight finish.
+    let _ = gate.acquire_many(REST_IN_FLIGHT as u32).await;
+    let h = hists.lock().unwrap_or_else(|e| e.into_inner());
+    RestSummary {
+        requests: h.requests,
+        errors: h.errors,
+        skipped: h.skipped,
+        all: h.all.quantiles(),
+        jobs: h.jobs.quantiles(),
+        printers_list: h.list.quantiles(),
+        printer_one: h.one.quantiles(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_stamps_from_the_text() {
+        let t = r#"{"type":"printer_status","data":{"id":"a","sim_sent_at_ms":1700000000123,"sim_held_ms":40},"seq":3}"#;
+        assert_eq!(
+            int_after(t, r#""sim_sent_at_ms":"#),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(int_after(t, r#""sim_held_ms":"#), Some(40));
+        assert_eq!(int_after(t, r#""nope":"#), None);
+    }
+}

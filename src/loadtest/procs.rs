@@ -1,0 +1,207 @@
+//! The two processes under test, the simulator and the daemon, started from this same
+//! binary (or `--binary`), and what `/proc` says about their CPU time and memory.
+//!
+//! Both are separate processes so the daemon's CPU and RSS are its own, not mixed with
+//! the simulator's or the harness's. Their addresses are read from the lines they print
+//! at start (the simulator's control API on stdout, the daemon's "listening on" log line
+//! on stderr), so both bind port 0 and nothing is fixed.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a process gets to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a process gets to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A child process whose output goes to a log file once its address is known.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    pub pid: u32,
+    pub addr: String,
+}
+
+/// Starts `exe args…` and waits for the line containing `marker` on stdout (`on_stdout`)
+/// or stderr; the address is the `http://HOST:PORT` that follows it. All output is
+/// copied to `log`.
+pub async fn spawn(
+    name: &'static str,
+    exe: &Path,
+    args: &[String],
+    marker: &'static str,
+    on_stdout: bool,
+    log: PathBuf,
+) -> anyhow::Result<Proc> {
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("PRINTFARMD_LOG", "warn,printfarmd::app=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the {name}: {}", exe.display()))?;
+    let pid = child.id().context("the child has no pid")?;
+    let out = child.stdout.take().context("no stdout")?;
+    let err = child.stderr.take().context("no stderr")?;
+    let file = tokio::fs::File::create(&log)
+        .await
+        .with_context(|| format!("creating {}", log.display()))?;
+    let file = std::sync::Arc::new(tokio::sync::Mutex::new(file));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    for (is_stdout, stream) in [
+        (
+            true,
+            Box::new(out) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        ),
+        (false, Box::new(err)),
+    ] {
+        let file = file.clone();
+        let tx = (is_stdout == on_stdout).then(|| tx.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            let mut tx = tx;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(t) = &tx
+                    && let Some(addr) = address_after(&line, marker)
+                {
+                    let _ = t.send(addr).await;
+                    tx = None;
+                }
+                let mut f = file.lock().await;
+                let _ = f.write_all(line.as_bytes()).await;
+                let _ = f.write_all(b"\n").await;
+            }
+        });
+    }
+    drop(tx);
+    let addr = match tokio::time::timeout(START_TIMEOUT, rx.recv()).await {
+        Ok(Some(a)) => a,
+        _ => bail!(
+            "the {name} did not print its address within {START_TIMEOUT:?}; see {}",
+            log.display()
+        ),
+    };
+    Ok(Proc {
+        name,
+        child,
+        pid,
+        addr,
+    })
+}
+
+/// `HOST:PORT` from the `http://HOST:PORT` after `marker` in `line`.
+fn address_after(line: &str, marker: &str) -> Option<String> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let rest = &rest[rest.find("http://")? + "http://".len()..];
+    let addr: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ')')
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
+
+impl Proc {
+    /// SIGTERM, then SIGKILL if it has not stopped in time.
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                process = self.name,
+                "did not stop after SIGTERM; killing it"
+            );
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// CPU time and memory of a process, from `/proc/<pid>/stat` and `/proc/<pid>/status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// User + system CPU seconds since the process started.
+    pub cpu_s: f64,
+    /// Resident set size now, MiB.
+    pub rss_mb: f64,
+    /// Peak resident set size (VmHWM), MiB.
+    pub peak_rss_mb: f64,
+}
+
+/// Clock ticks a second for `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 on Linux).
+pub fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+pub fn usage(pid: u32, ticks: f64) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some(Usage {
+        cpu_s: (utime + stime) / ticks,
+        rss_mb: kb("VmRSS:") / 1024.0,
+        peak_rss_mb: kb("VmHWM:") / 1024.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_after_the_marker() {
+        assert_eq!(
+            address_after(
+                "2025 INFO printfarmd::app: printfarmd 0.1.0 listening on http://127.0.0.1:4321",
+                "listening on"
+            )
+            .as_deref(),
+            Some("127.0.0.1:4321")
+        );
+        assert_eq!(
+            address_after(
+                "  control API:  http://127.0.0.1:99  (GET /printers, …)",
+                "control API:"
+            )
+            .as_deref(),
+            Some("127.0.0.1:99")
+        );
+        assert_eq!(address_after("nothing here", "control API:"), None);
+    }
+
+    #[test]
+    fn reads_our_own_usage() {
+        let u = usage(std::process::id(), clock_ticks()).unwrap();
+        assert!(u.peak_rss_mb > 0.0);
+    }
+}
