@@ -31,10 +31,13 @@ fn patient() -> Tuning {
     }
 }
 
-/// A port nobody listens on.
-async fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
+/// A port nobody listens on: bound but never listening, so connecting is refused, and
+/// held for the whole test so no other test's server can take it meanwhile.
+fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
 }
 
 /// A port that accepts connections and never says a word; returns the port and the
@@ -69,6 +72,7 @@ async fn fifty_dead_printers_do_not_delay_live_ones() {
     let mut listeners = Vec::new();
     let mut silent_ids = Vec::new();
     let mut closed_ids = Vec::new();
+    let mut held_ports = Vec::new();
     for i in 0..CLOSED {
         let kind = if i % 2 == 0 {
             PrinterType::Bambu
@@ -76,7 +80,9 @@ async fn fifty_dead_printers_do_not_delay_live_ones() {
             PrinterType::Prusalink
         };
         let id = format!("closed_{i}");
-        let cfg = config_at(&id, kind, closed_port().await);
+        let (held, port) = closed_port();
+        held_ports.push(held);
+        let cfg = config_at(&id, kind, port);
         actors.push(start_printer_tuned(
             cfg,
             None,
