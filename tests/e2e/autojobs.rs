@@ -740,3 +740,56 @@ async fn s18_replayed_p1_and_x1_sequences_from_protocols_2_7_give_the_expected_j
         "no job from the lingering or stale FINISH"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_write_is_shown_on_health_and_retried_by_the_next_status() {
+    let r = Rig::start(p1(1)).await;
+    // Another program holds the database's write lock (an sqlite3 shell mid-transaction).
+    let db = r.d.dir.path().join("printfarmd.db");
+    let locker = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        std::thread::sleep(Duration::from_secs(12));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.act("bambu_1", print("locked_out.3mf", 40)).await;
+    // The job cannot be written: /health says so, and monitoring carries on.
+    let deadline = tokio::time::Instant::now() + rig::WAIT;
+    let health = loop {
+        let (code, h) = r.d.get("/api/v1/health").await;
+        assert_eq!(code, 200, "{h}");
+        if h["status"] == "degraded" {
+            break h;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health never degraded: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let msg = health["database"]["write_problem"]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(msg.contains("locked"), "{health}");
+    r.wait_printer("bambu_1", "still monitored", |p| p["state"] == "printing")
+        .await;
+    // Once the lock is gone, the next status creates the job, and health clears.
+    locker.join().unwrap();
+    let jobs = r
+        .wait_jobs("", "the job written after the lock", |j| j.len() == 1)
+        .await;
+    assert_eq!(jobs[0]["status"], "running");
+    let deadline = tokio::time::Instant::now() + rig::WAIT;
+    loop {
+        let (_, h) = r.d.get("/api/v1/health").await;
+        if h["status"] == "ok" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health never cleared: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
