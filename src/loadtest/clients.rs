@@ -27,6 +27,8 @@ pub struct WsStats {
     pub messages: u64,
     pub status_events: u64,
     pub disconnects: u64,
+    /// Why the daemon closed clients (distinct close reasons, or the error).
+    pub disconnect_reasons: Vec<String>,
     /// Receive time − `sim_sent_at_ms`, every `printer_status`.
     pub raw: Hist,
     /// The same, for statuses the Broadcaster sent at once.
@@ -43,6 +45,7 @@ impl WsStats {
             messages: 0,
             status_events: 0,
             disconnects: 0,
+            disconnect_reasons: Vec::new(),
             raw: Hist::new(1000),
             not_held: Hist::new(1000),
             held: Hist::new(1000),
@@ -54,6 +57,11 @@ impl WsStats {
         self.messages += o.messages;
         self.status_events += o.status_events;
         self.disconnects += o.disconnects;
+        for r in &o.disconnect_reasons {
+            if !self.disconnect_reasons.contains(r) {
+                self.disconnect_reasons.push(r.clone());
+            }
+        }
         self.raw.merge(&o.raw);
         self.not_held.merge(&o.not_held);
         self.held.merge(&o.held);
@@ -95,8 +103,22 @@ pub async fn start_ws_clients(
                 };
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    Some(Ok(Message::Close(frame))) => {
                         st.disconnects += 1;
+                        st.disconnect_reasons.push(match frame {
+                            Some(f) => format!("{}: {}", u16::from(f.code), f.reason),
+                            None => "close without a reason".to_owned(),
+                        });
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        st.disconnects += 1;
+                        st.disconnect_reasons.push(e.to_string());
+                        break;
+                    }
+                    None => {
+                        st.disconnects += 1;
+                        st.disconnect_reasons.push("stream ended".to_owned());
                         break;
                     }
                     Some(Ok(_)) => continue,

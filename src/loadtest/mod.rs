@@ -432,6 +432,7 @@ async fn measure(
             "messages": ws.messages,
             "printer_status_events": ws.status_events,
             "disconnects": ws.disconnects,
+            "disconnect_reasons": ws.disconnect_reasons,
             "latency_ms": {
                 "report_to_client": q(&ws.raw),
                 "not_held": q(&ws.not_held),
