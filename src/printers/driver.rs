@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use actix::Recipient;
 use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
 
 use crate::config::{PrinterConfig, Settings};
+use crate::printers::backoff::Backoff;
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
@@ -72,6 +74,30 @@ impl DriverCtx {
 
     pub fn jitter(&self) -> f64 {
         rand::random::<f64>()
+    }
+
+    /// A session ended: report the connection state and why (logged only when it
+    /// changed), then wait out the backoff — at least `floor` — before the next try.
+    pub async fn session_ended(
+        &mut self,
+        conn: ConnectionState,
+        msg: String,
+        floor: Duration,
+        backoff: &mut Backoff,
+    ) {
+        let before = self.reporter.status();
+        if before.connection != conn || before.last_error.as_deref() != Some(msg.as_str()) {
+            match conn {
+                ConnectionState::Disconnected => {
+                    tracing::info!(reason = %msg, "printer disconnected")
+                }
+                _ => tracing::warn!(reason = %msg, state = ?conn, "printer unreachable"),
+            }
+        }
+        self.reporter.set_connection(conn, Some(msg)).await;
+        let delay = backoff.failed(Instant::now(), self.jitter(), floor);
+        tracing::debug!(?delay, "reconnecting after delay");
+        sleep(delay).await;
     }
 }
 

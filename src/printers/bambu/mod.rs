@@ -24,7 +24,7 @@ use rumqttc::{
     QoS, StateError, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, excerpt};
@@ -111,19 +111,7 @@ pub async fn run(mut ctx: DriverCtx, pins: SharedPin) {
             End::CertMismatch(m) => (ConnectionState::Error, m, ctx.tuning.cert_retry),
             End::Error(m) => (ConnectionState::Error, m, ctx.tuning.auth_retry),
         };
-        let before = ctx.reporter.status();
-        if before.connection != conn || before.last_error.as_deref() != Some(msg.as_str()) {
-            match conn {
-                ConnectionState::Disconnected => {
-                    tracing::info!(reason = %msg, "printer disconnected")
-                }
-                _ => tracing::warn!(reason = %msg, state = ?conn, "printer unreachable"),
-            }
-        }
-        ctx.reporter.set_connection(conn, Some(msg)).await;
-        let delay = backoff.failed(Instant::now(), ctx.jitter(), floor);
-        tracing::debug!(?delay, "reconnecting after delay");
-        sleep(delay).await;
+        ctx.session_ended(conn, msg, floor, &mut backoff).await;
     }
 }
 
