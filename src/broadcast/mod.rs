@@ -1,5 +1,5 @@
-//! The Broadcaster: fans events out to WebSocket clients and keeps the latest status of
-//! every printer for the REST handlers.
+//! The Broadcaster: fans events out to WebSocket clients. (The REST handlers read the
+//! printers' latest statuses from `printers::view::LiveStates`, not from here.)
 //!
 //! It is one actix actor on the System thread. Each event is serialised once, given the
 //! next sequence number, and offered to every client's outbox (`client.rs`); offering
@@ -36,7 +36,6 @@ struct StatusSlot {
     last_sent: Option<Instant>,
     /// The newest status not sent yet, and when it arrived.
     held: Option<(Event, Instant)>,
-    latest: serde_json::Value,
 }
 
 #[derive(Default)]
@@ -113,9 +112,7 @@ impl Handler<Publish> for Broadcaster {
             let slot = self.statuses.entry(id).or_insert(StatusSlot {
                 last_sent: None,
                 held: None,
-                latest: serde_json::Value::Null,
             });
-            slot.latest = ev.data.clone();
             let now = Instant::now();
             if slot
                 .last_sent
@@ -172,23 +169,6 @@ impl Handler<CloseAll> for Broadcaster {
             c.close(reason);
         }
         self.clients.clear();
-    }
-}
-
-/// The latest status of every printer that has reported, as last published.
-#[derive(Message)]
-#[rtype(result = "HashMap<PrinterId, serde_json::Value>")]
-pub struct LatestStatuses;
-
-impl Handler<LatestStatuses> for Broadcaster {
-    type Result = MessageResult<LatestStatuses>;
-    fn handle(&mut self, _: LatestStatuses, _: &mut Self::Context) -> Self::Result {
-        MessageResult(
-            self.statuses
-                .iter()
-                .map(|(k, v)| (k.clone(), v.latest.clone()))
-                .collect(),
-        )
     }
 }
 
