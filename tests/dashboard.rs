@@ -32,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use printfarmd::sim::{Action, SimFarm, Style};
 
+#[path = "daemon/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
 /// How long a daemon may take to print its listening line (debug build, loaded 2 cores).
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A bound on the whole browser run; it normally takes well under a minute.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -161,42 +164,8 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_printfarmd"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config)
-            .current_dir(self.dir.path());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .env("PRINTFARMD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn printfarmd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
-                }
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => self.addr = addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("printfarmd did not start; its log:\n{}", self.log());
-            }
-        }
+        let (child, addr) = harness::spawn_binary(self.dir.path(), &config, &[], self.log.clone());
+        self.addr = addr;
         self.child = Some(child);
     }
 

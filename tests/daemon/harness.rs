@@ -38,6 +38,58 @@ serial = "01S00C000000001"
 access_code = "87654321"
 "#;
 
+/// Starts `printfarmd run --config <config>` in `dir`, with no `PRINTFARMD_*` or
+/// `JOB_CREATION_AUTO_CREATE` from the test's own environment but `env`, appends its
+/// log to `log`, and waits for its listening line. Returns the process and its address.
+pub fn spawn_binary(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+    log: Arc<Mutex<String>>,
+) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_printfarmd"));
+    cmd.arg("run").arg("--config").arg(config).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("PRINTFARMD_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn printfarmd");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(addr) => (child, addr),
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "printfarmd did not start; its log:\n{}",
+                log.lock().unwrap()
+            );
+        }
+    }
+}
+
 pub struct Daemon {
     pub dir: Arc<tempfile::TempDir>,
     pub config_path: PathBuf,
@@ -79,51 +131,8 @@ impl Daemon {
         config_path: PathBuf,
         env: &[(&str, &str)],
     ) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_printfarmd"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("PRINTFARMD_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn printfarmd");
-        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(i) = line.find("listening on http://") {
-                        let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let addr = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "printfarmd did not start; its log:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
+        let (child, addr) = spawn_binary(dir.path(), &config_path, env, log.clone());
         Daemon {
             dir,
             config_path,
