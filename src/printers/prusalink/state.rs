@@ -65,20 +65,8 @@ impl Id {
 #[derive(Debug, Deserialize)]
 struct V1Status {
     #[serde(default)]
-    job: Option<V1StatusJob>,
+    job: Option<V1Job>,
     printer: V1Printer,
-}
-
-#[derive(Debug, Deserialize)]
-struct V1StatusJob {
-    #[serde(default)]
-    id: Option<Id>,
-    #[serde(default)]
-    progress: Option<f64>,
-    #[serde(default)]
-    time_remaining: Option<f64>,
-    #[serde(default)]
-    time_printing: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,13 +140,11 @@ pub fn parse_v1_status(body: &[u8]) -> Result<Poll, BodyError> {
             bed_target: p.target_bed,
             chamber: None,
         },
+        // The status's job object names no file; `/api/v1/job` does.
         job: s.job.map(|j| JobInfo {
-            id: j.id.and_then(Id::text),
-            progress: percent(j.progress),
-            remaining_s: secs(j.time_remaining),
-            elapsed_s: secs(j.time_printing),
             filename: None,
             display_name: None,
+            ..j.info()
         }),
         sim_sent_at_ms: None,
     })
@@ -166,20 +152,28 @@ pub fn parse_v1_status(body: &[u8]) -> Result<Poll, BodyError> {
 
 /// Parses `/api/v1/job` (200) into the job it describes.
 pub fn parse_v1_job(body: &[u8]) -> Result<JobInfo, BodyError> {
-    let j: V1Job = parse(body)?;
-    let (display, short) = j.file.map(|f| (f.display_name, f.name)).unwrap_or_default();
-    let long = display
-        .filter(|d| !d.trim().is_empty())
-        .or(short)
-        .and_then(|n| base_name(&n));
-    Ok(JobInfo {
-        id: j.id.and_then(Id::text),
-        progress: percent(j.progress),
-        remaining_s: secs(j.time_remaining),
-        elapsed_s: secs(j.time_printing),
-        filename: long.clone(),
-        display_name: long,
-    })
+    Ok(parse::<V1Job>(body)?.info())
+}
+
+impl V1Job {
+    fn info(self) -> JobInfo {
+        let (display, short) = self
+            .file
+            .map(|f| (f.display_name, f.name))
+            .unwrap_or_default();
+        let long = display
+            .filter(|d| !d.trim().is_empty())
+            .or(short)
+            .and_then(|n| base_name(&n));
+        JobInfo {
+            id: self.id.and_then(Id::text),
+            progress: percent(self.progress),
+            remaining_s: secs(self.time_remaining),
+            elapsed_s: secs(self.time_printing),
+            filename: long.clone(),
+            display_name: long,
+        }
+    }
 }
 
 /// Adds what `/api/v1/job` says to the job `/api/v1/status` showed.
