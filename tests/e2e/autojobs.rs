@@ -588,14 +588,8 @@ async fn s16_a_printer_dropping_off_mid_print_keeps_its_job_and_returning_idle_c
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     r.act("prusa_1", Action::Reboot).await;
-    let deadline = tokio::time::Instant::now() + rig::WAIT;
-    while !r.sim.status("prusa_1").unwrap().online {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "prusa_1 never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    r.wait_sim_status("prusa_1", "prusa_1 back online", |s| s.online)
+        .await;
     r.act("prusa_1", Action::Cancel).await;
     r.act("prusa_1", Action::Dismiss).await;
     assert_eq!(
@@ -755,19 +749,9 @@ async fn a_failed_job_write_is_shown_on_health_and_retried_by_the_next_status() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     r.act("bambu_1", print("locked_out.3mf", 40)).await;
     // The job cannot be written: /health says so, and monitoring carries on.
-    let deadline = tokio::time::Instant::now() + rig::WAIT;
-    let health = loop {
-        let (code, h) = r.d.get("/api/v1/health").await;
-        assert_eq!(code, 200, "{h}");
-        if h["status"] == "degraded" {
-            break h;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "health never degraded: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let health = r
+        .wait_health("health degraded", |h| h["status"] == "degraded")
+        .await;
     let msg = health["database"]["write_problem"]["message"]
         .as_str()
         .unwrap_or("");
@@ -780,16 +764,6 @@ async fn a_failed_job_write_is_shown_on_health_and_retried_by_the_next_status() 
         .wait_jobs("", "the job written after the lock", |j| j.len() == 1)
         .await;
     assert_eq!(jobs[0]["status"], "running");
-    let deadline = tokio::time::Instant::now() + rig::WAIT;
-    loop {
-        let (_, h) = r.d.get("/api/v1/health").await;
-        if h["status"] == "ok" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "health never cleared: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    r.wait_health("health cleared", |h| h["status"] == "ok")
+        .await;
 }

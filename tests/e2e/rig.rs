@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use printfarmd::sim::{Action, SimError, SimFarm, SimFarmBuilder, Style};
+use printfarmd::sim::{Action, SimError, SimFarm, SimFarmBuilder, SimStatus, Style};
 use serde_json::Value;
 
 use crate::harness::Daemon;
@@ -105,56 +105,72 @@ impl Rig {
         what: &str,
         ok: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let jobs = self.jobs(query).await;
-            if ok(&jobs) {
-                return jobs;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "waited {WAIT:?} for {what}; jobs?{query} = {}\ndaemon log tail:\n{}",
+        eventually(
+            what,
+            async || {
+                let jobs = self.jobs(query).await;
+                if ok(&jobs) { Ok(jobs) } else { Err(jobs) }
+            },
+            |jobs| {
+                format!(
+                    "jobs?{query} = {}\ndaemon log tail:\n{}",
                     serde_json::to_string_pretty(&jobs).unwrap(),
                     tail(&self.d.log(), 40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                )
+            },
+        )
+        .await
     }
 
     /// Polls `GET /api/v1/printers/{id}` until `ok` holds.
     pub async fn wait_printer(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (code, p) = self.d.get(&format!("/api/v1/printers/{id}")).await;
-            assert_eq!(code, 200, "{p}");
-            if ok(&p) {
-                return p;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "waited {WAIT:?} for {what}; printer = {p}\ndaemon log tail:\n{}",
+        eventually(
+            what,
+            async || {
+                let (code, p) = self.d.get(&format!("/api/v1/printers/{id}")).await;
+                assert_eq!(code, 200, "{p}");
+                if ok(&p) { Ok(p) } else { Err(p) }
+            },
+            |p| {
+                format!(
+                    "printer = {p}\ndaemon log tail:\n{}",
                     tail(&self.d.log(), 40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                )
+            },
+        )
+        .await
+    }
+
+    /// Polls `GET /api/v1/health` until `ok` holds.
+    pub async fn wait_health(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        eventually(
+            what,
+            async || {
+                let (code, h) = self.d.get("/api/v1/health").await;
+                assert_eq!(code, 200, "{h}");
+                if ok(&h) { Ok(h) } else { Err(h) }
+            },
+            |h| format!("health = {h}"),
+        )
+        .await
+    }
+
+    /// Waits until the simulated printer's snapshot satisfies `ok`.
+    pub async fn wait_sim_status(&self, id: &str, what: &str, ok: impl Fn(&SimStatus) -> bool) {
+        eventually(
+            what,
+            async || {
+                let s = self.sim.status(id).unwrap();
+                if ok(&s) { Ok(()) } else { Err(s) }
+            },
+            |s| format!("simulator {id}: {s:?}"),
+        )
+        .await
     }
 
     /// Waits until the simulated printer reports `state` (its own protocol's word).
     pub async fn wait_sim(&self, id: &str, state: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let s = self.sim.status(id).unwrap();
-            if s.state == state {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "simulator {id} never reached {state}: {s:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_sim_status(id, state, |s| s.state == state).await
     }
 
     /// Stops the daemon (SIGTERM, or SIGKILL when `kill9`) and starts it again on the
@@ -182,6 +198,28 @@ pub async fn start_daemon(extra: &str, printers: String) -> Daemon {
     tokio::task::spawn_blocking(move || Daemon::start_with(&extra, &printers))
         .await
         .unwrap()
+}
+
+/// How often a waited-for state is checked.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Calls `probe` every POLL until it answers `Ok`; after WAIT panics with `what` and
+/// `describe` of the last thing it saw.
+pub async fn eventually<T, V>(
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Result<T, V>,
+    describe: impl FnOnce(V) -> String,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(t) => return t,
+            Err(last) if tokio::time::Instant::now() > deadline => {
+                panic!("waited {WAIT:?} for {what}; {}", describe(last))
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
 }
 
 pub fn tail(log: &str, n: usize) -> String {
