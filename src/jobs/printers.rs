@@ -73,9 +73,8 @@ impl JobCreator {
             }
             _ => {}
         }
-        let changed_identity = !create;
         self.track(store::printers::save_api_printer(&self.conn, &config))?;
-        if changed_identity {
+        if !create {
             // A changed host or serial may be another device: its certificate is new.
             self.track(store::printers::set_pin(
                 &self.conn,
