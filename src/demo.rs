@@ -10,6 +10,9 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::sim::{SimFarm, Style};
 
+/// Seconds between polls in the demo: short, so PrusaLink prints show up promptly.
+const DEMO_MONITORING_INTERVAL_S: u64 = 2;
+
 pub struct DemoOptions {
     /// Where the dashboard and API listen.
     pub bind: SocketAddr,
@@ -56,9 +59,10 @@ async fn run_in(
         .unwrap_or_else(|| tmp.join("printfarmd-demo.db"));
     let config_path = tmp.join("daemon.toml");
     let toml = format!(
-        "# printfarmd demo: generated at start\n[server]\nbind = \"{}\"\n[database]\npath = {}\n[monitoring]\ninterval = 2\n[job_creation]\nauto_create = true\n\n{}",
+        "# printfarmd demo: generated at start\n[server]\nbind = \"{}\"\n[database]\npath = {}\n[monitoring]\ninterval = {}\n[job_creation]\nauto_create = true\n\n{}",
         opts.bind,
         toml_string(&db.display().to_string()),
+        DEMO_MONITORING_INTERVAL_S,
         farm.config_toml()
     );
     std::fs::write(&config_path, toml)
