@@ -16,7 +16,19 @@ pub struct Health {
     /// Printer statuses the JobCreator processed (for `/health` and the load harness).
     statuses_processed: AtomicU64,
     problem: Mutex<Option<WriteProblem>>,
+    lag: Mutex<LagWindow>,
 }
+
+/// How late statuses reach the JobCreator: the largest delay seen in the last full
+/// window and in the current one.
+struct LagWindow {
+    started: Instant,
+    previous_max_ms: u64,
+    current_max_ms: u64,
+}
+
+/// Length of a status-lag window.
+const LAG_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WriteProblem {
@@ -32,6 +44,11 @@ impl Default for Health {
             write_errors: AtomicU64::new(0),
             statuses_processed: AtomicU64::new(0),
             problem: Mutex::new(None),
+            lag: Mutex::new(LagWindow {
+                started: Instant::now(),
+                previous_max_ms: 0,
+                current_max_ms: 0,
+            }),
         }
     }
 }
@@ -67,6 +84,43 @@ impl Health {
         self.statuses_processed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records how long a status waited between its driver and the JobCreator.
+    pub fn status_lag(&self, lag_ms: u64) {
+        self.lag_at(lag_ms, Instant::now());
+    }
+
+    /// The largest status lag of the last 10 to 20 seconds, in ms (0 when idle).
+    pub fn status_lag_ms(&self) -> u64 {
+        self.lag_ms_at(Instant::now())
+    }
+
+    fn lag_at(&self, lag_ms: u64, now: Instant) {
+        let mut w = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        if now.saturating_duration_since(w.started) >= LAG_WINDOW {
+            // A whole window without statuses leaves nothing to carry over.
+            w.previous_max_ms = if now.saturating_duration_since(w.started) >= 2 * LAG_WINDOW {
+                0
+            } else {
+                w.current_max_ms
+            };
+            w.current_max_ms = 0;
+            w.started = now;
+        }
+        w.current_max_ms = w.current_max_ms.max(lag_ms);
+    }
+
+    fn lag_ms_at(&self, now: Instant) -> u64 {
+        let w = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        let age = now.saturating_duration_since(w.started);
+        if age >= 2 * LAG_WINDOW {
+            0
+        } else if age >= LAG_WINDOW {
+            w.current_max_ms
+        } else {
+            w.previous_max_ms.max(w.current_max_ms)
+        }
+    }
+
     pub fn statuses_processed(&self) -> u64 {
         self.statuses_processed.load(Ordering::Relaxed)
     }
@@ -76,5 +130,33 @@ impl Health {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn status_lag_is_the_largest_of_the_recent_windows() {
+        let h = Health::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(h.lag_ms_at(at(0)), 0);
+        h.lag_at(300, at(1));
+        h.lag_at(20, at(2));
+        assert_eq!(h.lag_ms_at(at(3)), 300);
+        // The next window starts: the last one's largest still counts.
+        h.lag_at(15, at(11));
+        assert_eq!(h.lag_ms_at(at(12)), 300);
+        // A window later it is gone.
+        h.lag_at(10, at(22));
+        assert_eq!(h.lag_ms_at(at(23)), 15);
+        // No statuses for 20 s: nothing is behind.
+        assert_eq!(h.lag_ms_at(at(45)), 0);
+        // And a status after a long quiet spell does not bring back an old maximum.
+        h.lag_at(5, at(60));
+        assert_eq!(h.lag_ms_at(at(61)), 5);
     }
 }

@@ -9,6 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use printfarmd::config::Config;
 
+/// See Cargo.toml: the fan-out's per-client message copies made glibc malloc a large
+/// share of the daemon's CPU (BENCHMARKS.md, "Load harness").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "printfarmd",

@@ -69,6 +69,7 @@ async fn health(st: AppState) -> warp::reply::Response {
         "printers": { "configured": st.printers.len(), "connected": connected },
         "websocket_clients": clients,
         "statuses_processed": st.health.statuses_processed(),
+        "status_lag_ms": st.health.status_lag_ms(),
     });
     let code = if db_ok {
         StatusCode::OK

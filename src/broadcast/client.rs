@@ -15,10 +15,15 @@ use tokio::sync::Notify;
 use super::event::EventKind;
 use crate::domain::PrinterId;
 
-/// Job and settings events one client may have waiting. Far above what a live client
-/// ever has queued (events arrive at most a few hundred a second even on a large farm),
-/// yet small enough (~0.5 MB at ~500 bytes an event) that a stuck client costs little.
-pub const CLIENT_QUEUE_CAPACITY: usize = 1024;
+/// Job and settings events one client may have waiting before it is closed as too slow.
+/// A live client must be able to take a whole progress flush at once: once a second the
+/// JobCreator publishes a `job_updated` for every job whose progress moved, ~2,000 in a
+/// burst on a 2,000-printer farm (at 1,024 every client of such a farm was closed at the
+/// first flush).
+pub const CLIENT_QUEUE_CAPACITY: usize = 16_384;
+/// ... and the bytes those events may add up to: what a stuck client can hold alive.
+/// (Messages are shared between clients; a progress burst of 2,000 is ~1.5 MB.)
+pub const CLIENT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Close reason sent to a client that fell behind.
 pub const TOO_SLOW_REASON: &str =
@@ -47,6 +52,8 @@ impl Filter {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Arc<str>>,
+    /// Bytes of the messages in `queue`.
+    queued_bytes: usize,
     /// Latest printer_status per printer not yet sent, in arrival order.
     statuses: Vec<(PrinterId, Arc<str>)>,
     /// Where each printer's pending status is in `statuses`. A lookup instead of a scan:
@@ -118,9 +125,12 @@ impl Client {
                     st.statuses.push((p.clone(), msg.clone()));
                 }
             }
-        } else if st.queue.len() >= CLIENT_QUEUE_CAPACITY {
+        } else if st.queue.len() >= CLIENT_QUEUE_CAPACITY
+            || st.queued_bytes + msg.len() > CLIENT_QUEUE_BYTES
+        {
             st.close = Some(TOO_SLOW_REASON.to_owned());
             st.queue.clear();
+            st.queued_bytes = 0;
             st.statuses.clear();
             st.pending.clear();
             drop(st);
@@ -128,6 +138,7 @@ impl Client {
             self.abort.notify_one();
             return false;
         } else {
+            st.queued_bytes += msg.len();
             st.queue.push_back(msg.clone());
         }
         drop(st);
@@ -139,6 +150,7 @@ impl Client {
     pub fn reply(&self, msg: Arc<str>) {
         let mut st = self.lock();
         if st.close.is_none() && st.queue.len() < CLIENT_QUEUE_CAPACITY {
+            st.queued_bytes += msg.len();
             st.queue.push_back(msg);
         }
         drop(st);
@@ -159,6 +171,7 @@ impl Client {
     pub fn take(&self) -> Batch {
         let mut st = self.lock();
         let mut messages: Vec<Arc<str>> = st.queue.drain(..).collect();
+        st.queued_bytes = 0;
         messages.extend(st.statuses.drain(..).map(|(_, m)| m));
         st.pending.clear();
         Batch {
@@ -203,6 +216,23 @@ mod tests {
         }
         assert!(!c.offer(EventKind::JobUpdated, None, &m));
         assert_eq!(c.take().close.as_deref(), Some(TOO_SLOW_REASON));
+    }
+
+    #[test]
+    fn overflow_by_bytes_closes_too() {
+        let c = Client::new(1);
+        let big: Arc<str> = Arc::from("x".repeat(1024 * 1024));
+        for _ in 0..CLIENT_QUEUE_BYTES / (1024 * 1024) {
+            assert!(c.offer(EventKind::JobUpdated, None, &big));
+        }
+        assert!(!c.offer(EventKind::JobUpdated, None, &big));
+        assert_eq!(c.take().close.as_deref(), Some(TOO_SLOW_REASON));
+        // A client that keeps reading is never closed, however much goes through it.
+        let c = Client::new(2);
+        for _ in 0..3 * CLIENT_QUEUE_BYTES / (1024 * 1024) {
+            assert!(c.offer(EventKind::JobUpdated, None, &big));
+            assert_eq!(c.take().messages.len(), 1);
+        }
     }
 
     #[test]

@@ -80,13 +80,12 @@ impl Broadcaster {
 /// A held status that came from a simulator report (its data has `sim_sent_at_ms`) also
 /// carries `sim_held_ms`, how long the throttle held it, so the load harness can tell the
 /// pipeline's latency from the intentional hold. Statuses from real printers are unchanged.
-fn stamp_hold(mut ev: Event, held: Duration) -> Event {
-    if let Some(data) = ev.data.as_object_mut()
-        && data.contains_key("sim_sent_at_ms")
-    {
-        data.insert("sim_held_ms".into(), (held.as_millis() as u64).into());
+fn stamp_hold(ev: Event, held: Duration) -> Event {
+    if ev.data.get().contains("\"sim_sent_at_ms\":") {
+        ev.with_member("sim_held_ms", held.as_millis() as i64)
+    } else {
+        ev
     }
-    ev
 }
 
 impl Actor for Broadcaster {

@@ -292,17 +292,25 @@ impl JobCreator {
         let write = || -> Result<(), StoreError> {
             let tx = self.conn.unchecked_transaction()?;
             for j in &jobs {
-                store::jobs::update(&tx, j)?;
+                store::jobs::update_progress(&tx, j)?;
             }
             tx.commit()?;
             Ok(())
         };
+        let t0 = std::time::Instant::now();
         let r = write();
+        let written = t0.elapsed();
         if self.track(r).is_ok() {
             self.dirty.clear();
             for j in &jobs {
                 self.publish_job(EventKind::JobUpdated, j);
             }
         }
+        tracing::debug!(
+            jobs = jobs.len(),
+            write_ms = written.as_secs_f64() * 1e3,
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "progress flushed"
+        );
     }
 }

@@ -21,6 +21,8 @@ impl JobCreator {
             return;
         };
         self.health.status_processed();
+        let lag = (time::now() - s.observed_at).num_milliseconds();
+        self.health.status_lag(lag.max(0) as u64);
         let obs = s.observation();
         self.observe(&s.printer_id, s.printer_type, &obs);
         let job_id = self

@@ -417,6 +417,7 @@ async fn measure(
             "rss_mb_end": round(d1.rss_mb, 1),
             "rss_kb_per_printer": round(d1.rss_mb * 1024.0 / n, 1),
             "health_at_end": health1["status"],
+            "status_lag_ms_at_end": health1["status_lag_ms"],
         },
         "simulator": {
             "cpu_cores": round((s1.cpu_s - s0.cpu_s) / elapsed, 3),

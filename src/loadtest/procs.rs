@@ -40,7 +40,12 @@ pub async fn spawn(
 ) -> anyhow::Result<Proc> {
     let mut child = Command::new(exe)
         .args(args)
-        .env("PRINTFARMD_LOG", "warn,printfarmd::app=info")
+        // LOADTEST_CHILD_LOG sets the children's log filter (to look into a run).
+        .env(
+            "PRINTFARMD_LOG",
+            std::env::var("LOADTEST_CHILD_LOG")
+                .unwrap_or_else(|_| "warn,printfarmd::app=info".to_owned()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,6 +8,7 @@
 //! loss.) The cost is one fsync per commit; high-rate progress updates are batched by
 //! the JobCreator so that cost is paid per batch, not per report.
 
+pub mod checkpoint;
 pub mod jobs;
 mod migrations;
 pub mod printers;
@@ -84,6 +85,12 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Checkpoints are the `checkpoint` thread's job; this is only the backstop.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+    )?;
     migrations::apply(&mut conn)?;
     Ok(conn)
 }

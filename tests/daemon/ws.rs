@@ -178,7 +178,7 @@ async fn a_client_that_never_reads_does_not_delay_another() {
     let mut reader = d.ws().await;
 
     // Each event carries ~16 KB of notes; 1,500 of them (~24 MB) overflow the stuck
-    // client's outbox (1,024 events) and the socket buffers (the server's send buffer
+    // client's outbox (8 MB) and the socket buffers (the server's send buffer
     // grows to 4 MB at most, the client's receive buffer is small).
     let notes = "n".repeat(16 * 1024 - 16);
     for i in 0..SENT {

@@ -764,6 +764,10 @@ async fn a_failed_job_write_is_shown_on_health_and_retried_by_the_next_status() 
         .wait_jobs("", "the job written after the lock", |j| j.len() == 1)
         .await;
     assert_eq!(jobs[0]["status"], "running");
-    r.wait_health("health cleared", |h| h["status"] == "ok")
+    let h = r
+        .wait_health("health cleared", |h| h["status"] == "ok")
         .await;
+    // How far behind the writer is: statuses waited behind the locked writes.
+    assert!(h["status_lag_ms"].is_u64(), "{h}");
+    assert!(h["statuses_processed"].as_u64() > Some(0), "{h}");
 }

@@ -53,6 +53,8 @@ pub const MAX_OUTGOING_BYTES: usize = 16 * 1024;
 const EVENT_BUFFER: usize = 16;
 /// Requests (subscribe, pushall) queued for the event loop.
 const REQUEST_CAPACITY: usize = 8;
+/// Outgoing QoS 1/2 publishes in flight: none are ever sent.
+const INFLIGHT: u16 = 4;
 
 pub const PUSHALL: &str = r#"{"pushing":{"sequence_id":"0","command":"pushall"}}"#;
 /// "Resume reporting", sent with a `pushall` by the watchdog (protocols.md §2.3).
@@ -160,6 +162,9 @@ impl<'a> Session<'a> {
             .set_clean_session(true)
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_OUTGOING_BYTES)
             .set_request_channel_capacity(REQUEST_CAPACITY)
+            // Only QoS 0 requests go out (subscribe, pushall): rumqttc keeps a slot per
+            // in-flight publish (default 100, ~10 KB per printer) that would stay empty.
+            .set_inflight(INFLIGHT)
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
                 Arc::new(tls),
             )));

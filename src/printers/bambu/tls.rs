@@ -140,11 +140,16 @@ pub fn client_config(pins: SharedPin) -> Result<ClientConfig, rustls::Error> {
         pins,
         provider: provider.clone(),
     });
-    Ok(ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+        .with_no_client_auth();
+    // Each connection has a config of its own (its pin), and rustls' default session
+    // cache makes room for 256 servers up front (~14 KB a printer, the largest single
+    // allocation of a Bambu connection): one server, one session is all it needs.
+    config.resumption = rustls::client::Resumption::in_memory_sessions(1);
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -1,0 +1,145 @@
+//! WAL checkpoints off the writer's path.
+//!
+//! By default SQLite checkpoints inside whichever commit pushes the WAL past 1,000 pages:
+//! that commit copies the WAL into the database file and fsyncs it, so about one job
+//! creation in a hundred paid for the others (the tail of `create_job` in BENCHMARKS.md).
+//! Here a thread with its own connection runs a PASSIVE checkpoint once a second. PASSIVE
+//! never waits on the writer and never blocks it; the writer keeps appending to the WAL
+//! and, once a checkpoint has copied everything, starts the WAL over on its next commit.
+//! The writer's own auto-checkpoint stays on as a backstop, at a size this thread keeps
+//! the WAL well below, so the WAL cannot grow without bound if this thread stops.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{BUSY_TIMEOUT, StoreError};
+
+/// How often the checkpointer runs.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// The writer's auto-checkpoint threshold in pages (SQLite's default is 1,000): a
+/// backstop that only a stalled checkpointer lets the WAL reach (~40 MB of 4 KB pages).
+pub const WRITER_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// The running checkpoint thread; stops (after one last checkpoint) when dropped.
+pub struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Opens a second connection to `path` and starts checkpointing every `interval`.
+    pub fn start(path: &Path, interval: Duration) -> Result<Self, StoreError> {
+        let conn = open(path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn({
+                let stop = stop.clone();
+                let path = path.to_path_buf();
+                move || run(conn, &path, interval, &stop)
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// One PASSIVE checkpoint: (WAL frames, frames copied into the database).
+pub fn checkpoint(conn: &Connection) -> Result<(i64, i64), StoreError> {
+    Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })?)
+}
+
+fn run(conn: Connection, path: &Path, interval: Duration, stop: &AtomicBool) {
+    let mut failing = false;
+    loop {
+        std::thread::park_timeout(interval);
+        let stopping = stop.load(Ordering::Relaxed);
+        match checkpoint(&conn) {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!(database = %path.display(), "WAL checkpoints work again");
+            }
+            Ok(_) => {}
+            // Logged once per spell of failures: the writer's own auto-checkpoint still
+            // bounds the WAL meanwhile, and no data is at risk (checkpoints only copy).
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(database = %path.display(), error = %e, "WAL checkpoint failed; the writer's own checkpoints take over until it works again");
+            }
+            Err(_) => {}
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes ~20 MB in 200 commits and returns the WAL file's largest size meanwhile.
+    fn largest_wal(path: &Path) -> u64 {
+        let writer = super::super::open_writer(path).unwrap();
+        writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let wal = path.with_extension("db-wal");
+        let mut largest = 0;
+        for _ in 0..200 {
+            writer
+                .execute("INSERT INTO t VALUES (zeroblob(100000))", [])
+                .unwrap();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let n: i64 = writer
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 200);
+        largest
+    }
+
+    #[test]
+    fn the_thread_keeps_the_wal_small_without_the_writer_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        // Without the thread the writer's backstop (10,000 pages) is never reached: the
+        // WAL holds all ~20 MB.
+        let alone = largest_wal(&dir.path().join("alone.db"));
+        assert!(alone > 15_000_000, "{alone}");
+        let path = dir.path().join("with.db");
+        drop(open(&path).unwrap());
+        let cp = Checkpointer::start(&path, Duration::from_millis(20)).unwrap();
+        let with = largest_wal(&path);
+        drop(cp);
+        assert!(
+            with < alone / 2,
+            "WAL grew to {with} of {alone} bytes with the checkpointer running"
+        );
+    }
+}
