@@ -147,6 +147,12 @@ pub async fn run(
         auth: Arc::new(config.auth.clone()),
     };
     let addr = listener.local_addr()?;
+    // Accepted connections inherit TCP_NODELAY from the listener (Linux). Without it a
+    // WebSocket write that follows another within a round trip waits for the client's
+    // delayed ACK, up to 40 ms: the p99 of every event at any farm size.
+    if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
+        tracing::warn!(error = %e, "cannot turn off Nagle's algorithm on the listener; events may arrive up to 40 ms late");
+    }
     tracing::info!(
         "printfarmd {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
