@@ -27,6 +27,23 @@ struct LagWindow {
     current_max_ms: u64,
 }
 
+impl LagWindow {
+    /// Moves on to the window holding `now`: after one window the current maximum
+    /// becomes the previous one; after two, a quiet spell, both are forgotten.
+    fn advance(&mut self, now: Instant) {
+        let age = now.saturating_duration_since(self.started);
+        if age >= LAG_WINDOW {
+            self.previous_max_ms = if age >= 2 * LAG_WINDOW {
+                0
+            } else {
+                self.current_max_ms
+            };
+            self.current_max_ms = 0;
+            self.started = now;
+        }
+    }
+}
+
 /// Length of a status-lag window.
 const LAG_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -96,29 +113,14 @@ impl Health {
 
     fn lag_at(&self, lag_ms: u64, now: Instant) {
         let mut w = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-        if now.saturating_duration_since(w.started) >= LAG_WINDOW {
-            // A whole window without statuses leaves nothing to carry over.
-            w.previous_max_ms = if now.saturating_duration_since(w.started) >= 2 * LAG_WINDOW {
-                0
-            } else {
-                w.current_max_ms
-            };
-            w.current_max_ms = 0;
-            w.started = now;
-        }
+        w.advance(now);
         w.current_max_ms = w.current_max_ms.max(lag_ms);
     }
 
     fn lag_ms_at(&self, now: Instant) -> u64 {
-        let w = self.lag.lock().unwrap_or_else(|e| e.into_inner());
-        let age = now.saturating_duration_since(w.started);
-        if age >= 2 * LAG_WINDOW {
-            0
-        } else if age >= LAG_WINDOW {
-            w.current_max_ms
-        } else {
-            w.previous_max_ms.max(w.current_max_ms)
-        }
+        let mut w = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        w.advance(now);
+        w.previous_max_ms.max(w.current_max_ms)
     }
 
     pub fn statuses_processed(&self) -> u64 {

@@ -68,6 +68,8 @@ async fn fifty_dead_printers_do_not_delay_live_ones() {
     let (sink, mut ev) = collector();
     let (_settings_tx, settings_rx) = settings(1);
 
+    let start =
+        |cfg, tuning| start_printer_tuned(cfg, None, settings_rx.clone(), sink.clone(), tuning);
     let mut actors = Vec::new();
     let mut listeners = Vec::new();
     let mut silent_ids = Vec::new();
@@ -82,14 +84,7 @@ async fn fifty_dead_printers_do_not_delay_live_ones() {
         let id = format!("closed_{i}");
         let (held, port) = closed_port();
         held_ports.push(held);
-        let cfg = config_at(&id, kind, port);
-        actors.push(start_printer_tuned(
-            cfg,
-            None,
-            settings_rx.clone(),
-            sink.clone(),
-            patient(),
-        ));
+        actors.push(start(config_at(&id, kind, port), patient()));
         closed_ids.push(id);
     }
     for i in 0..SILENT_BAMBU + SILENT_PRUSA {
@@ -101,26 +96,13 @@ async fn fifty_dead_printers_do_not_delay_live_ones() {
         let (port, task) = silent_port().await;
         listeners.push(task);
         let id = format!("silent_{i}");
-        let cfg = config_at(&id, kind, port);
-        actors.push(start_printer_tuned(
-            cfg,
-            None,
-            settings_rx.clone(),
-            sink.clone(),
-            patient(),
-        ));
+        actors.push(start(config_at(&id, kind, port), patient()));
         silent_ids.push(id);
     }
     // The live printers start last, behind every dead one.
     let live: Vec<_> = farm.printers();
     for p in &live {
-        actors.push(start_printer_tuned(
-            config_of(p),
-            None,
-            settings_rx.clone(),
-            sink.clone(),
-            fast(),
-        ));
+        actors.push(start(config_of(p), fast()));
     }
 
     for p in &live {

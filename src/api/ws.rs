@@ -188,28 +188,28 @@ where
         // The whole batch is queued and then flushed once: one write for many messages,
         // where a flush per message cost a syscall per message per client (at 2,000
         // printers and 100 clients, a quarter of the daemon's CPU).
-        let write = async {
+        let closing = batch.close.is_some();
+        let write_then_gather = async {
             for m in &batch.messages {
                 tx.feed(Message::text(m.as_ref())).await?;
             }
-            tx.flush().await
+            tx.flush().await?;
+            // Let the next batch gather for a moment. A lone event after a quiet spell
+            // still goes out at once; on a busy farm a client gets a write every few ms
+            // instead of one per event (2,000 statuses a second = 2,000 wake-ups and
+            // syscalls a second per client).
+            if !closing {
+                tokio::time::sleep(BATCH_GATHER).await;
+            }
+            Ok::<(), S::Error>(())
         };
         tokio::select! {
             biased;
             _ = client.abort.notified() => break 'outer Some(TOO_SLOW_REASON.to_owned()),
-            sent = write => if sent.is_err() { break 'outer None },
+            sent = write_then_gather => if sent.is_err() { break 'outer None },
         }
         if let Some(reason) = batch.close {
             break Some(reason);
-        }
-        // Let the next batch gather for a moment. A lone event after a quiet spell still
-        // goes out at once; on a busy farm a client gets a write every few ms instead of
-        // one per event (2,000 statuses a second = 2,000 wake-ups and syscalls a second
-        // per client).
-        tokio::select! {
-            biased;
-            _ = client.abort.notified() => break 'outer Some(TOO_SLOW_REASON.to_owned()),
-            _ = tokio::time::sleep(BATCH_GATHER) => {}
         }
     };
     if let Some(reason) = reason {

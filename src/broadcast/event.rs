@@ -95,11 +95,6 @@ impl Event {
         }
         self
     }
-
-    /// The data as a JSON value (tests and tools; the hot path never parses it).
-    pub fn data_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.data.get()).unwrap_or(serde_json::Value::Null)
-    }
 }
 
 #[derive(Serialize)]
@@ -126,6 +121,10 @@ pub fn encode(ev: &Event, seq: u64, at: Timestamp) -> Arc<str> {
 mod tests {
     use super::*;
 
+    fn data(ev: &Event) -> serde_json::Value {
+        serde_json::from_str(ev.data.get()).unwrap()
+    }
+
     #[test]
     fn envelope_carries_the_data_verbatim() {
         let ev = Event::new(
@@ -145,14 +144,11 @@ mod tests {
     fn with_member_appends_to_the_object() {
         let ev = Event::new(EventKind::PrinterStatus, None, serde_json::json!({"a": 1}))
             .with_member("sim_held_ms", 250);
-        assert_eq!(
-            ev.data_value(),
-            serde_json::json!({"a": 1, "sim_held_ms": 250})
-        );
+        assert_eq!(data(&ev), serde_json::json!({"a": 1, "sim_held_ms": 250}));
         let empty =
             Event::new(EventKind::PrinterStatus, None, serde_json::json!({})).with_member("k", -1);
-        assert_eq!(empty.data_value(), serde_json::json!({"k": -1}));
+        assert_eq!(data(&empty), serde_json::json!({"k": -1}));
         let not_object = Event::new(EventKind::JobDeleted, None, 5).with_member("k", 1);
-        assert_eq!(not_object.data_value(), serde_json::json!(5));
+        assert_eq!(data(&not_object), serde_json::json!(5));
     }
 }

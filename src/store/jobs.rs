@@ -133,10 +133,7 @@ pub fn update(conn: &Connection, j: &Job) -> Result<(), StoreError> {
         )?
         .execute(params_from_iter(values(j)))
         .map_err(|e| open_conflict(e, j))?;
-    if n == 0 {
-        return Err(StoreError::NotFound(j.id.to_string()));
-    }
-    Ok(())
+    found(n, j)
 }
 
 /// Writes an open job's progress and `updated_at` only: the once-a-second progress flush.
@@ -150,7 +147,12 @@ pub fn update_progress(conn: &Connection, j: &Job) -> Result<(), StoreError> {
             j.progress,
             time::format(j.updated_at)
         ])?;
-    if n == 0 {
+    found(n, j)
+}
+
+/// An UPDATE of `j` that changed no row: the job is gone.
+fn found(rows: usize, j: &Job) -> Result<(), StoreError> {
+    if rows == 0 {
         return Err(StoreError::NotFound(j.id.to_string()));
     }
     Ok(())

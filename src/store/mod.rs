@@ -72,10 +72,7 @@ impl From<rusqlite::Error> for StoreError {
 /// Opens (creating if needed) the database for writing, applies migrations and sets
 /// the pragmas. Fails with a message naming the path when it cannot.
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path).map_err(|e| {
-        StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
-    })?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mut conn = open_read_write(path)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!(
@@ -92,6 +89,16 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
     )?;
     migrations::apply(&mut conn)?;
+    Ok(conn)
+}
+
+/// A read-write connection with the busy timeout, nothing else (the writer and the
+/// checkpoint thread).
+fn open_read_write(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 

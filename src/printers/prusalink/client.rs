@@ -52,9 +52,9 @@ enum Auth {
 
 /// The HTTP client every PrusaLink printer shares (one per tokio runtime and connect
 /// timeout: a pooled connection lives on the runtime that opened it, and tests run many
-/// runtimes; the daemon has one of each). A `reqwest::Client` each cost ~200 KB and a read of the system's root
-/// certificates at start, for TLS that plain-HTTP PrusaLink never uses: 1,000 printers
-/// took 220 MB. Shared, each printer still has its own keep-alive connection (the pool
+/// runtimes; the daemon has one of each). A `reqwest::Client` per printer cost ~115 KB
+/// and a read of the system's root certificates, for TLS that plain-HTTP PrusaLink never
+/// uses: 1,000 printers took 220 MB. Shared, each printer still has its own keep-alive connection (the pool
 /// keeps at most one idle per host) and its own Digest session.
 fn shared_http(connect_timeout: Duration) -> Result<reqwest::Client, HttpError> {
     type Key = (tokio::runtime::Id, Duration);
