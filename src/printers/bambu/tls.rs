@@ -132,6 +132,10 @@ impl ServerCertVerifier for PinningVerifier {
     }
 }
 
+/// TLS sessions a connection's config keeps for resumption: it only ever talks to one
+/// printer.
+const SESSIONS_CACHED: usize = 1;
+
 /// A client configuration that verifies the printer with `pins`. The provider is passed
 /// explicitly (design.md §9: with two providers compiled in, the defaults panic).
 pub fn client_config(pins: SharedPin) -> Result<ClientConfig, rustls::Error> {
@@ -148,7 +152,7 @@ pub fn client_config(pins: SharedPin) -> Result<ClientConfig, rustls::Error> {
     // Each connection has a config of its own (its pin), and rustls' default session
     // cache makes room for 256 servers up front (~14 KB a printer, the largest single
     // allocation of a Bambu connection): one server, one session is all it needs.
-    config.resumption = rustls::client::Resumption::in_memory_sessions(1);
+    config.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS_CACHED);
     Ok(config)
 }
 
