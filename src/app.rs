@@ -21,6 +21,7 @@ use crate::broadcast::{Broadcaster, CloseAll};
 use crate::config::Config;
 use crate::health::Health;
 use crate::jobs::JobCreator;
+use crate::jobs::auto::PROGRESS_TICK;
 use crate::jobs::creator::Tick;
 use crate::printers::manager::{PrinterManager, StartPrinter, StopAll};
 use crate::printers::view::LiveStates;
@@ -29,7 +30,6 @@ use crate::store::{self, ReadPool};
 
 /// How often progress is written and published: at most one `job_updated` a second
 /// per job (design.md §4), and one fsync a second for all progress on the farm.
-const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long in-flight HTTP requests get to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -111,7 +111,7 @@ pub async fn run(
     {
         let creator = creator.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
+            let mut every = tokio::time::interval(PROGRESS_TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 every.tick().await;

@@ -14,6 +14,19 @@ use printfarmd::config::Config;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc v3's `mi_option_purge_delay` (`include/mimalloc.h`, the 16th option); the
+/// Rust bindings name no constant for it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory the daemon frees goes back to the system at once instead of after ~10 s:
+/// the progress bursts and the clients' outboxes are short-lived, and kept around they
+/// were ~10 % of the RSS at 2,000 printers (BENCHMARKS.md). Transparent huge pages are
+/// off at build time (`no_thp`) for the same reason.
+fn tune_allocator() {
+    // SAFETY: sets one integer option; mimalloc reads it when it next purges.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "printfarmd",
@@ -91,6 +104,7 @@ fn init_logging() {
 const DEFAULT_LOG_FILTER: &str = "info,warp::server=off,hyper=warn,rustls=warn,rumqttc=warn";
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command.unwrap_or(Command::Run) {

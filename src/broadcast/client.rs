@@ -7,7 +7,7 @@
 //! so it reconnects and re-reads. Nothing here ever waits on the client's socket, so a
 //! slow client cannot slow the daemon or another client.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -49,20 +49,48 @@ impl Filter {
     }
 }
 
+/// One event as the Broadcaster offers it to every client: encoded once, shared.
+pub struct Encoded {
+    pub kind: EventKind,
+    /// The printer it concerns, for `subscribe` filters.
+    pub printer: Option<PrinterId>,
+    /// For a `printer_status`: the printer's number, given by the Broadcaster (dense,
+    /// from 0), under which a client coalesces that printer's statuses.
+    pub status_slot: Option<u32>,
+    pub msg: Arc<str>,
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Arc<str>>,
     /// Bytes of the messages in `queue`.
     queued_bytes: usize,
-    /// Latest printer_status per printer not yet sent, in arrival order.
-    statuses: Vec<(PrinterId, Arc<str>)>,
-    /// Where each printer's pending status is in `statuses`. A lookup instead of a scan:
-    /// a client that is a moment behind on a 2,000-printer farm has ~2,000 pending, and
-    /// the scan (string compares, per event, per client) was the Broadcaster's main cost.
-    pending: HashMap<PrinterId, usize>,
+    /// Latest printer_status per printer not yet sent, in arrival order, by status slot.
+    statuses: Vec<(u32, Arc<str>)>,
+    /// For each status slot, where its pending status is in `statuses` plus one (0: none).
+    /// An index, not a map keyed by printer id: a client that is a moment behind on a
+    /// 2,000-printer farm has ~2,000 pending, and hashing and cloning the id per event
+    /// per client was the Broadcaster's main cost.
+    pending: Vec<u32>,
     filter: Filter,
     /// Set when the client must be closed, with the reason to send.
     close: Option<String>,
+}
+
+impl State {
+    fn put_status(&mut self, slot: u32, msg: &Arc<str>) {
+        let i = slot as usize;
+        if self.pending.len() <= i {
+            self.pending.resize(i + 1, 0);
+        }
+        match self.pending[i] {
+            0 => {
+                self.statuses.push((slot, msg.clone()));
+                self.pending[i] = self.statuses.len() as u32;
+            }
+            at => self.statuses[at as usize - 1].1 = msg.clone(),
+        }
+    }
 }
 
 /// What the writer task takes in one go.
@@ -104,45 +132,44 @@ impl Client {
         self.lock().close.is_some()
     }
 
-    /// Queues an event if the filter accepts it. Returns false once the client is
-    /// closing (the Broadcaster then forgets it).
-    pub fn offer(&self, kind: EventKind, printer: Option<&PrinterId>, msg: &Arc<str>) -> bool {
+    /// Queues the events the filter accepts, under one lock and with one wake-up of the
+    /// writer. Returns false once the client is closing (the Broadcaster then forgets it).
+    pub fn offer(&self, events: &[Encoded]) -> bool {
         let mut st = self.lock();
         if st.close.is_some() {
             return false;
         }
-        if !st.filter.accepts(kind, printer) {
-            return true;
-        }
-        if kind == EventKind::PrinterStatus
-            && let Some(p) = printer
-        {
-            let st = &mut *st;
-            match st.pending.get(p) {
-                Some(&i) => st.statuses[i].1 = msg.clone(),
-                None => {
-                    st.pending.insert(p.clone(), st.statuses.len());
-                    st.statuses.push((p.clone(), msg.clone()));
+        let mut queued = false;
+        for e in events {
+            if !st.filter.accepts(e.kind, e.printer.as_ref()) {
+                continue;
+            }
+            match e.status_slot {
+                Some(slot) if e.kind == EventKind::PrinterStatus => st.put_status(slot, &e.msg),
+                _ if st.queue.len() >= CLIENT_QUEUE_CAPACITY
+                    || st.queued_bytes + e.msg.len() > CLIENT_QUEUE_BYTES =>
+                {
+                    st.close = Some(TOO_SLOW_REASON.to_owned());
+                    st.queue.clear();
+                    st.queued_bytes = 0;
+                    st.statuses.clear();
+                    st.pending.clear();
+                    drop(st);
+                    self.ready.notify_one();
+                    self.abort.notify_one();
+                    return false;
+                }
+                _ => {
+                    st.queued_bytes += e.msg.len();
+                    st.queue.push_back(e.msg.clone());
                 }
             }
-        } else if st.queue.len() >= CLIENT_QUEUE_CAPACITY
-            || st.queued_bytes + msg.len() > CLIENT_QUEUE_BYTES
-        {
-            st.close = Some(TOO_SLOW_REASON.to_owned());
-            st.queue.clear();
-            st.queued_bytes = 0;
-            st.statuses.clear();
-            st.pending.clear();
-            drop(st);
-            self.ready.notify_one();
-            self.abort.notify_one();
-            return false;
-        } else {
-            st.queued_bytes += msg.len();
-            st.queue.push_back(msg.clone());
+            queued = true;
         }
         drop(st);
-        self.ready.notify_one();
+        if queued {
+            self.ready.notify_one();
+        }
         true
     }
 
@@ -172,8 +199,11 @@ impl Client {
         let mut st = self.lock();
         let mut messages: Vec<Arc<str>> = st.queue.drain(..).collect();
         st.queued_bytes = 0;
-        messages.extend(st.statuses.drain(..).map(|(_, m)| m));
-        st.pending.clear();
+        let st = &mut *st;
+        for (slot, m) in st.statuses.drain(..) {
+            st.pending[slot as usize] = 0;
+            messages.push(m);
+        }
         Batch {
             messages,
             close: st.close.clone(),
@@ -189,22 +219,33 @@ mod tests {
         PrinterId::new(s).unwrap()
     }
 
+    fn ev(kind: EventKind, printer: Option<(&str, u32)>, msg: &Arc<str>) -> Encoded {
+        Encoded {
+            kind,
+            printer: printer.map(|(id, _)| p(id)),
+            status_slot: printer.map(|(_, slot)| slot),
+            msg: msg.clone(),
+        }
+    }
+
     #[test]
     fn statuses_coalesce_per_printer() {
         let c = Client::new(1);
         for i in 0..5 {
-            c.offer(
-                EventKind::PrinterStatus,
-                Some(&p("a")),
-                &Arc::from(format!("a{i}")),
-            );
+            let m = Arc::from(format!("a{i}"));
+            c.offer(&[ev(EventKind::PrinterStatus, Some(("a", 3)), &m)]);
         }
-        c.offer(EventKind::PrinterStatus, Some(&p("b")), &Arc::from("b0"));
-        let b = c.take();
-        assert_eq!(
-            b.messages.iter().map(|m| m.as_ref()).collect::<Vec<_>>(),
-            ["a4", "b0"]
-        );
+        let (b0, j): (Arc<str>, Arc<str>) = (Arc::from("b0"), Arc::from("j"));
+        c.offer(&[
+            ev(EventKind::PrinterStatus, Some(("b", 0)), &b0),
+            ev(EventKind::JobUpdated, Some(("b", 0)), &j),
+        ]);
+        let texts = |b: Batch| b.messages.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+        assert_eq!(texts(c.take()), ["j", "a4", "b0"]);
+        // Taken statuses are forgotten: the next one of a printer is queued anew.
+        let a5: Arc<str> = Arc::from("a5");
+        c.offer(&[ev(EventKind::PrinterStatus, Some(("a", 3)), &a5)]);
+        assert_eq!(texts(c.take()), ["a5"]);
     }
 
     #[test]
@@ -212,9 +253,9 @@ mod tests {
         let c = Client::new(1);
         let m: Arc<str> = Arc::from("x");
         for _ in 0..CLIENT_QUEUE_CAPACITY {
-            assert!(c.offer(EventKind::JobUpdated, None, &m));
+            assert!(c.offer(&[ev(EventKind::JobUpdated, None, &m)]));
         }
-        assert!(!c.offer(EventKind::JobUpdated, None, &m));
+        assert!(!c.offer(&[ev(EventKind::JobUpdated, None, &m)]));
         assert_eq!(c.take().close.as_deref(), Some(TOO_SLOW_REASON));
     }
 
@@ -222,15 +263,16 @@ mod tests {
     fn overflow_by_bytes_closes_too() {
         let c = Client::new(1);
         let big: Arc<str> = Arc::from("x".repeat(1024 * 1024));
+        let big = [ev(EventKind::JobUpdated, None, &big)];
         for _ in 0..CLIENT_QUEUE_BYTES / (1024 * 1024) {
-            assert!(c.offer(EventKind::JobUpdated, None, &big));
+            assert!(c.offer(&big));
         }
-        assert!(!c.offer(EventKind::JobUpdated, None, &big));
+        assert!(!c.offer(&big));
         assert_eq!(c.take().close.as_deref(), Some(TOO_SLOW_REASON));
         // A client that keeps reading is never closed, however much goes through it.
         let c = Client::new(2);
         for _ in 0..3 * CLIENT_QUEUE_BYTES / (1024 * 1024) {
-            assert!(c.offer(EventKind::JobUpdated, None, &big));
+            assert!(c.offer(&big));
             assert_eq!(c.take().messages.len(), 1);
         }
     }

@@ -4,7 +4,8 @@
 //! It is one actix actor on the System thread. Each event is serialised once, given the
 //! next sequence number, and offered to every client's outbox (`client.rs`); offering
 //! never waits on a socket, so publishing costs microseconds per client whatever the
-//! clients do. `printer_status` events are throttled here to at most one a second per
+//! clients do. Events that arrive together (`PublishAll`, the held statuses that come
+//! due) are offered together: one lock and one wake-up per client for the lot. `printer_status` events are throttled here to at most one a second per
 //! printer (the first goes out at once, later ones within the second are held and the
 //! newest is sent when the second is up), and coalesced again per client.
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-pub use client::{Client, Filter};
+pub use client::{Client, Encoded, Filter};
 pub use event::{Event, EventKind};
 
 use crate::domain::PrinterId;
@@ -33,6 +34,8 @@ const STATUS_FLUSH_TICK: Duration = Duration::from_millis(100);
 const MAILBOX_CAPACITY: usize = 4096;
 
 struct StatusSlot {
+    /// The printer's number, under which clients coalesce its statuses.
+    index: u32,
     last_sent: Option<Instant>,
     /// The newest status not sent yet, and when it arrived.
     held: Option<(Event, Instant)>,
@@ -51,16 +54,66 @@ impl Broadcaster {
         Self::default()
     }
 
-    fn emit(&mut self, ev: &Event) {
-        self.seq += 1;
-        let msg = event::encode(ev, self.seq, time::now());
-        self.clients
-            .retain(|_, c| c.offer(ev.kind, ev.printer_id.as_ref(), &msg));
+    /// Gives each event its sequence number, encodes it once and offers the lot to
+    /// every client.
+    fn emit(&mut self, events: Vec<(Event, Option<u32>)>) {
+        if events.is_empty() {
+            return;
+        }
+        let now = time::now();
+        let batch: Vec<Encoded> = events
+            .into_iter()
+            .map(|(ev, status_slot)| {
+                self.seq += 1;
+                Encoded {
+                    kind: ev.kind,
+                    msg: event::encode(&ev, self.seq, now),
+                    printer: ev.printer_id,
+                    status_slot,
+                }
+            })
+            .collect();
+        self.clients.retain(|_, c| c.offer(&batch));
+    }
+
+    /// An event to send now, with its status slot; `None` when the throttle holds a
+    /// status for later.
+    fn admit(&mut self, ev: Event, now: Instant) -> Option<(Event, Option<u32>)> {
+        let Some(id) = ev
+            .printer_id
+            .as_ref()
+            .filter(|_| ev.kind == EventKind::PrinterStatus)
+        else {
+            return Some((ev, None));
+        };
+        if !self.statuses.contains_key(id) {
+            let index = self.statuses.len() as u32;
+            self.statuses.insert(
+                id.clone(),
+                StatusSlot {
+                    index,
+                    last_sent: None,
+                    held: None,
+                },
+            );
+        }
+        let slot = self.statuses.get_mut(id).expect("inserted above");
+        if slot
+            .last_sent
+            .is_none_or(|t| now - t >= STATUS_EVENT_INTERVAL)
+        {
+            slot.last_sent = Some(now);
+            slot.held = None;
+            Some((ev, Some(slot.index)))
+        } else {
+            slot.held = Some((ev, now));
+            None
+        }
     }
 
     fn flush_held(&mut self) {
         let now = Instant::now();
-        let due: Vec<Event> = self
+        let due: Vec<(Event, Option<u32>)> = self
             .statuses
             .values_mut()
             .filter(|s| {
@@ -68,12 +121,13 @@ impl Broadcaster {
             })
             .filter_map(|s| {
                 s.last_sent = Some(now);
-                s.held.take().map(|(ev, since)| stamp_hold(ev, now - since))
+                let index = s.index;
+                s.held
+                    .take()
+                    .map(|(ev, since)| (stamp_hold(ev, now - since), Some(index)))
             })
             .collect();
-        for ev in &due {
-            self.emit(ev);
-        }
+        self.emit(due);
     }
 }
 
@@ -105,27 +159,26 @@ pub struct Publish(pub Event);
 impl Handler<Publish> for Broadcaster {
     type Result = ();
     fn handle(&mut self, Publish(ev): Publish, _: &mut Self::Context) {
-        if ev.kind == EventKind::PrinterStatus
-            && let Some(id) = ev.printer_id.clone()
-        {
-            let slot = self.statuses.entry(id).or_insert(StatusSlot {
-                last_sent: None,
-                held: None,
-            });
-            let now = Instant::now();
-            if slot
-                .last_sent
-                .is_none_or(|t| now - t >= STATUS_EVENT_INTERVAL)
-            {
-                slot.last_sent = Some(now);
-                slot.held = None;
-                self.emit(&ev);
-            } else {
-                slot.held = Some((ev, now));
-            }
-            return;
-        }
-        self.emit(&ev);
+        let now = Instant::now();
+        let admitted = self.admit(ev, now);
+        self.emit(admitted.into_iter().collect());
+    }
+}
+
+/// Publish several events in order, offered to each client in one go.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishAll(pub Vec<Event>);
+
+impl Handler<PublishAll> for Broadcaster {
+    type Result = ();
+    fn handle(&mut self, PublishAll(evs): PublishAll, _: &mut Self::Context) {
+        let now = Instant::now();
+        let admitted = evs
+            .into_iter()
+            .filter_map(|ev| self.admit(ev, now))
+            .collect();
+        self.emit(admitted);
     }
 }
 

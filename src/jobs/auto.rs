@@ -1,20 +1,87 @@
 //! The JobCreator's side of automatic job creation: it feeds each printer's observations
 //! to its `PrinterTracker`, carries out the decisions against the database, and confirms
 //! them to the tracker only once they are written (so a failed write is retried on the
-//! next status). Progress is batched: it is kept in memory and written, for every job
-//! that moved, in one transaction a second — one fsync per second for the whole farm —
-//! and each such job gets one `job_updated` event. Status changes are written and
-//! published at once.
+//! next status). Progress is batched: it is kept in memory, and every job that moved is
+//! written and gets one `job_updated` event once a second. The farm's open jobs are cut
+//! into `PROGRESS_SLICES` slices by id, and each tick of `PROGRESS_TICK` writes one slice
+//! in one transaction, so a 2,000-printer farm has ten small writes and event bursts a
+//! second instead of one that held up every status behind it. Those transactions skip
+//! the fsync: a power cut loses at most the last second of progress, which the printers'
+//! next statuses restore. Status changes are written, durably, and published at once.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use super::creator::{JobCreator, record_of};
 use super::lifecycle::{Decision, Observation, ObservedState, Start, same_file};
 use super::model::Job;
-use crate::broadcast::EventKind;
+use crate::broadcast::{Event, EventKind};
 use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
 use crate::store::{self, StoreError};
 use crate::time::{self, Timestamp};
+
+/// How often a job's progress is written (and published) at most.
+pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// The slices the open jobs are cut into for the progress flush.
+pub const PROGRESS_SLICES: usize = 10;
+/// The flush timer's period: one slice per tick.
+pub const PROGRESS_TICK: Duration =
+    Duration::from_millis(PROGRESS_FLUSH_INTERVAL.as_millis() as u64 / PROGRESS_SLICES as u64);
+
+/// Open jobs whose progress moved since they were last written, by slice.
+#[derive(Default)]
+pub(super) struct Dirty {
+    slices: [HashSet<JobId>; PROGRESS_SLICES],
+    /// When each slice was last written.
+    flushed: [Option<Instant>; PROGRESS_SLICES],
+    /// The slice whose turn it is.
+    next: usize,
+}
+
+impl Dirty {
+    fn slice_of(id: &JobId) -> usize {
+        // A fixed-key hash: a job stays in its slice for its whole life.
+        (BuildHasherDefault::<DefaultHasher>::default().hash_one(id.as_str()) as usize)
+            % PROGRESS_SLICES
+    }
+
+    pub(super) fn insert(&mut self, id: &JobId) {
+        let slice = &mut self.slices[Self::slice_of(id)];
+        if !slice.contains(id) {
+            slice.insert(id.clone());
+        }
+    }
+
+    pub(super) fn remove(&mut self, id: &JobId) {
+        self.slices[Self::slice_of(id)].remove(id);
+    }
+
+    /// The slice whose turn it is, if it was last written a whole interval ago (so a
+    /// late tick followed by a prompt one never writes a job twice within a second).
+    fn take_due(&mut self, now: Instant) -> HashSet<JobId> {
+        let i = self.next;
+        if self.flushed[i].is_some_and(|t| now - t < PROGRESS_FLUSH_INTERVAL) {
+            return HashSet::new();
+        }
+        self.flushed[i] = Some(now);
+        self.next = (i + 1) % PROGRESS_SLICES;
+        std::mem::take(&mut self.slices[i])
+    }
+
+    fn take_all(&mut self) -> HashSet<JobId> {
+        self.slices.iter_mut().flat_map(std::mem::take).collect()
+    }
+
+    /// Puts back the jobs of a flush that was not written.
+    fn restore(&mut self, ids: HashSet<JobId>) {
+        for id in ids {
+            self.insert(&id);
+        }
+    }
+}
 
 impl JobCreator {
     /// One status from one printer.
@@ -153,7 +220,7 @@ impl JobCreator {
             tracing::info!(job_id = %id, printer_id = %printer, status = %status, "job status changed");
             self.publish_job(EventKind::JobUpdated, &job);
         } else {
-            self.dirty.insert(id.clone());
+            self.dirty.insert(id);
         }
         self.tracker(printer).progressed(status, progress, elapsed);
         Ok(())
@@ -278,34 +345,47 @@ impl JobCreator {
         Ok(())
     }
 
-    /// Writes every job whose progress moved since the last flush, in one transaction,
-    /// then publishes one `job_updated` for each.
-    pub(super) fn flush_progress(&mut self) {
-        if self.dirty.is_empty() {
+    /// The progress tick: writes the slice whose turn it is.
+    pub(super) fn flush_progress_slice(&mut self) {
+        let ids = self.dirty.take_due(Instant::now());
+        self.flush_progress(ids);
+    }
+
+    /// Writes every job whose progress moved (on shutdown).
+    pub(super) fn flush_all_progress(&mut self) {
+        let ids = self.dirty.take_all();
+        self.flush_progress(ids);
+    }
+
+    /// Writes the progress of these jobs in one transaction without an fsync, then
+    /// publishes one `job_updated` for each, together. Not written: they stay dirty.
+    fn flush_progress(&mut self, ids: HashSet<JobId>) {
+        if ids.is_empty() {
             return;
         }
-        let jobs: Vec<Job> = self
-            .dirty
+        let jobs: Vec<Job> = ids
             .iter()
             .filter_map(|id| self.open.get(id).cloned())
             .collect();
-        let write = || -> Result<(), StoreError> {
-            let tx = self.conn.unchecked_transaction()?;
+        let t0 = std::time::Instant::now();
+        let r = store::without_fsync(&self.conn, |conn| {
+            let tx = conn.unchecked_transaction()?;
             for j in &jobs {
                 store::jobs::update_progress(&tx, j)?;
             }
             tx.commit()?;
             Ok(())
-        };
-        let t0 = std::time::Instant::now();
-        let r = write();
+        });
         let written = t0.elapsed();
-        if self.track(r).is_ok() {
-            self.dirty.clear();
-            for j in &jobs {
-                self.publish_job(EventKind::JobUpdated, j);
-            }
+        if self.track(r).is_err() {
+            self.dirty.restore(ids);
+            return;
         }
+        let events = jobs
+            .iter()
+            .map(|j| Event::new(EventKind::JobUpdated, Some(j.printer_id.clone()), j))
+            .collect();
+        self.publish_all(events);
         tracing::debug!(
             jobs = jobs.len(),
             write_ms = written.as_secs_f64() * 1e3,

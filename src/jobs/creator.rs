@@ -6,7 +6,7 @@
 //! manual and automatic creation can never race. It persists first, then publishes the
 //! event, so a client never hears of a job the database does not have.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -14,9 +14,10 @@ use rusqlite::Connection;
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::auto::Dirty;
 use super::lifecycle::{self, PrintRecord, PrinterTracker};
 use super::model::{self, Job, JobPatch, MAX_NAME_LEN, MAX_NOTES_LEN, NewJob};
-use crate::broadcast::{Broadcaster, Event, EventKind, Publish};
+use crate::broadcast::{Broadcaster, Event, EventKind, Publish, PublishAll};
 use crate::config::{Settings, SettingsPatch};
 use crate::domain::{JobId, JobStatus, PrinterId};
 use crate::health::Health;
@@ -41,8 +42,8 @@ pub struct JobCreator {
     pub(super) trackers: HashMap<PrinterId, PrinterTracker>,
     /// Every open job as last written or changed (one per printer at most).
     pub(super) open: HashMap<JobId, Job>,
-    /// Open jobs whose progress changed since the last flush.
-    pub(super) dirty: HashSet<JobId>,
+    /// Open jobs whose progress changed since they were last written.
+    pub(super) dirty: Dirty,
 }
 
 /// What `POST /api/v1/jobs` did: created a job, or attached to the print already
@@ -71,7 +72,7 @@ impl JobCreator {
             health,
             trackers: HashMap::new(),
             open: HashMap::new(),
-            dirty: HashSet::new(),
+            dirty: Dirty::default(),
         };
         me.load_open_jobs();
         me
@@ -115,11 +116,25 @@ impl JobCreator {
         }
     }
 
-    /// Hands an event to the Broadcaster. `try_send` does not wait; only when its
-    /// mailbox is full does this thread wait for room (back-pressure, never loss).
+    /// Hands an event to the Broadcaster.
     pub(super) fn publish(&self, ev: Event) {
+        self.to_broadcaster(Publish(ev));
+    }
+
+    /// Hands events to the Broadcaster, to be offered to each client together.
+    pub(super) fn publish_all(&self, evs: Vec<Event>) {
+        self.to_broadcaster(PublishAll(evs));
+    }
+
+    /// `try_send` does not wait; only when the Broadcaster's mailbox is full does this
+    /// thread wait for room (back-pressure, never loss).
+    fn to_broadcaster<M>(&self, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        Broadcaster: Handler<M>,
+    {
         use actix::prelude::SendError;
-        match self.broadcaster.try_send(Publish(ev)) {
+        match self.broadcaster.try_send(msg) {
             Ok(()) => {}
             Err(SendError::Full(msg)) => {
                 if futures_executor::block_on(self.broadcaster.send(msg)).is_err() {
@@ -385,7 +400,7 @@ impl Actor for JobCreator {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.flush_progress();
+        self.flush_all_progress();
     }
 }
 
@@ -414,7 +429,8 @@ impl JobCreator {
     }
 }
 
-/// Once a second (sent by a timer task): write the progress that moved, publish it.
+/// Every `PROGRESS_TICK` (sent by a timer task): write the progress that moved in the
+/// slice whose turn it is, publish it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Tick;
@@ -422,7 +438,7 @@ pub struct Tick;
 impl Handler<Tick> for JobCreator {
     type Result = ();
     fn handle(&mut self, _: Tick, _: &mut Self::Context) {
-        self.flush_progress();
+        self.flush_progress_slice();
     }
 }
 

@@ -1,6 +1,6 @@
 //! Jobs: the model every client sees and the JobCreator, the one writer of the history.
 
-mod auto;
+pub(crate) mod auto;
 pub mod creator;
 pub mod lifecycle;
 pub mod model;

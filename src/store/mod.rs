@@ -92,6 +92,25 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Runs `f` with the writer's commits not waiting for an fsync (`synchronous = NORMAL`;
+/// in WAL mode the database stays consistent, and a power cut may lose these commits
+/// only, until the next durable commit, which syncs the log they are in). For writes
+/// that are cheap to lose: the progress flush. The writer is durable again afterwards,
+/// whatever `f` returned.
+pub fn without_fsync<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let r = f(conn);
+    let back = conn.pragma_update(None, "synchronous", "FULL");
+    match (r, back) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e.into()),
+    }
+}
+
 /// A read-write connection with the busy timeout, nothing else (the writer and the
 /// checkpoint thread).
 fn open_read_write(path: &Path) -> Result<Connection, StoreError> {
