@@ -92,6 +92,12 @@ impl JobCreator {
         obs: &Observation,
     ) {
         let decisions = self.tracker(printer).observe(obs);
+        if !decisions.is_empty()
+            && let Err(e) = self.join_group(printer)
+        {
+            self.track(Err::<(), _>(e)).ok();
+            return;
+        }
         for d in decisions {
             let r = match d {
                 Decision::Continue {
@@ -114,11 +120,13 @@ impl JobCreator {
                 // Logged (rate-limited) and shown on /health by `track`; the tracker
                 // was not told, so the next status from this printer retries.
                 tracing::debug!(printer_id = %printer, error = %e, "job update not written; will retry");
+                self.check_group_after_error();
                 return;
             }
         }
         if let Err(e) = self.learn_start_time(printer, obs) {
             tracing::debug!(printer_id = %printer, error = %e, "printer start time not written; will retry");
+            self.check_group_after_error();
         }
     }
 
@@ -181,6 +189,7 @@ impl JobCreator {
                 .insert("printer_start_time".into(), json!(time::format(t)));
         }
         job.updated_at = time::now();
+        self.join_group(printer)?;
         self.track(store::jobs::update(&self.conn, &job))?;
         self.dirty.remove(&id);
         self.open.insert(id, job.clone());

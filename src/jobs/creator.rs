@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::auto::Dirty;
+use super::group::{Commit, Group};
 use super::lifecycle::{self, PrintRecord, PrinterTracker};
 use super::model::{self, Job, JobPatch, MAX_NAME_LEN, MAX_NOTES_LEN, NewJob};
 use crate::broadcast::{Broadcaster, Event, EventKind, Publish, PublishAll};
@@ -44,6 +45,10 @@ pub struct JobCreator {
     pub(super) open: HashMap<JobId, Job>,
     /// Open jobs whose progress changed since they were last written.
     pub(super) dirty: Dirty,
+    /// The statuses' writes not committed yet (`group.rs`).
+    pub(super) group: Group,
+    /// Its own address, for `Commit`.
+    pub(super) me: Option<Addr<JobCreator>>,
 }
 
 /// What `POST /api/v1/jobs` did: created a job, or attached to the print already
@@ -73,6 +78,8 @@ impl JobCreator {
             trackers: HashMap::new(),
             open: HashMap::new(),
             dirty: Dirty::default(),
+            group: Group::default(),
+            me: None,
         };
         me.load_open_jobs();
         me
@@ -116,9 +123,14 @@ impl JobCreator {
         }
     }
 
-    /// Hands an event to the Broadcaster.
-    pub(super) fn publish(&self, ev: Event) {
-        self.to_broadcaster(Publish(ev));
+    /// Hands an event to the Broadcaster, or to the open group, which publishes it once
+    /// its writes are durable.
+    pub(super) fn publish(&mut self, ev: Event) {
+        if self.group.holds_events() {
+            self.group.hold(ev);
+        } else {
+            self.to_broadcaster(Publish(ev));
+        }
     }
 
     /// Hands events to the Broadcaster, to be offered to each client together.
@@ -145,7 +157,7 @@ impl JobCreator {
         }
     }
 
-    pub(super) fn publish_job(&self, kind: EventKind, job: &Job) {
+    pub(super) fn publish_job(&mut self, kind: EventKind, job: &Job) {
         self.publish(Event::new(kind, Some(job.printer_id.clone()), job));
     }
 
@@ -395,11 +407,13 @@ pub fn apply_patch(job: &mut Job, patch: JobPatch, now: Timestamp) -> Result<(),
 impl Actor for JobCreator {
     type Context = SyncContext<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
         tracing::debug!("job creator started");
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.commit();
         self.flush_all_progress();
     }
 }
@@ -416,6 +430,7 @@ pub struct Observe {
 impl Handler<Observe> for JobCreator {
     type Result = ();
     fn handle(&mut self, m: Observe, _: &mut Self::Context) {
+        self.commit();
         self.observe(&m.printer_id, m.printer_type, &m.observation);
     }
 }
@@ -438,7 +453,15 @@ pub struct Tick;
 impl Handler<Tick> for JobCreator {
     type Result = ();
     fn handle(&mut self, _: Tick, _: &mut Self::Context) {
+        self.commit();
         self.flush_progress_slice();
+    }
+}
+
+impl Handler<Commit> for JobCreator {
+    type Result = ();
+    fn handle(&mut self, _: Commit, _: &mut Self::Context) {
+        self.commit();
     }
 }
 
@@ -450,6 +473,7 @@ pub struct CreateJob(pub NewJob);
 impl Handler<CreateJob> for JobCreator {
     type Result = Result<Created, StoreError>;
     fn handle(&mut self, CreateJob(new): CreateJob, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         self.create(new)
     }
 }
@@ -462,6 +486,7 @@ pub struct UpdateJob(pub String, pub JobPatch);
 impl Handler<UpdateJob> for JobCreator {
     type Result = Result<Job, StoreError>;
     fn handle(&mut self, UpdateJob(id, patch): UpdateJob, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         self.update(&id, patch)
     }
 }
@@ -474,6 +499,7 @@ pub struct DeleteJob(pub String);
 impl Handler<DeleteJob> for JobCreator {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, DeleteJob(id): DeleteJob, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         self.delete(&id)
     }
 }
@@ -486,6 +512,7 @@ pub struct UpdateSettings(pub SettingsPatch);
 impl Handler<UpdateSettings> for JobCreator {
     type Result = Result<Settings, StoreError>;
     fn handle(&mut self, UpdateSettings(p): UpdateSettings, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         self.update_settings(p)
     }
 }

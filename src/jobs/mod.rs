@@ -2,6 +2,7 @@
 
 pub(crate) mod auto;
 pub mod creator;
+pub mod group;
 pub mod lifecycle;
 pub mod model;
 pub mod printers;

@@ -15,7 +15,7 @@ use crate::store::{self, StoreError};
 use crate::time;
 
 impl JobCreator {
-    fn on_status(&mut self, s: PrinterStatus) {
+    pub(super) fn on_status(&mut self, s: PrinterStatus) {
         // A status still in flight from a printer deleted a moment ago is dropped.
         let Some(entry) = self.printers.get(s.printer_id.as_str()) else {
             return;
@@ -24,6 +24,7 @@ impl JobCreator {
         let lag = (time::now() - s.observed_at).num_milliseconds();
         self.health.status_lag(lag.max(0) as u64);
         let obs = s.observation();
+        self.group.active = true;
         self.observe(&s.printer_id, s.printer_type, &obs);
         let job_id = self
             .trackers
@@ -38,6 +39,10 @@ impl JobCreator {
         );
         self.live.set(live);
         self.publish(ev);
+        self.group.active = false;
+        if self.group.is_old() {
+            self.commit();
+        }
     }
 
     fn on_certificate(&mut self, printer: &PrinterId, sha256: &str) {
@@ -125,7 +130,10 @@ impl Handler<PrinterEvent> for JobCreator {
             PrinterEvent::CertificateSeen {
                 printer_id,
                 fingerprint_sha256_hex,
-            } => self.on_certificate(&printer_id, &fingerprint_sha256_hex),
+            } => {
+                self.commit();
+                self.on_certificate(&printer_id, &fingerprint_sha256_hex)
+            }
         }
     }
 }
@@ -141,6 +149,7 @@ pub struct SavePrinter {
 impl Handler<SavePrinter> for JobCreator {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, m: SavePrinter, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         self.save_printer(m.config, m.create)
     }
 }
@@ -153,6 +162,7 @@ pub struct RemovePrinter(pub PrinterId);
 impl Handler<RemovePrinter> for JobCreator {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, m: RemovePrinter, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         self.remove_printer(&m.0)
     }
 }
@@ -165,6 +175,7 @@ pub struct ResetPin(pub PrinterId);
 impl Handler<ResetPin> for JobCreator {
     type Result = Result<(), StoreError>;
     fn handle(&mut self, m: ResetPin, _: &mut Self::Context) -> Self::Result {
+        self.commit();
         if self.printers.get(m.0.as_str()).is_none() {
             return Err(StoreError::PrinterNotFound(m.0.to_string()));
         }
