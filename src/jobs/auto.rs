@@ -32,13 +32,22 @@ pub const PROGRESS_TICK: Duration =
     Duration::from_millis(PROGRESS_FLUSH_INTERVAL.as_millis() as u64 / PROGRESS_SLICES as u64);
 
 /// Open jobs whose progress moved since they were last written, by slice.
-#[derive(Default)]
 pub(super) struct Dirty {
-    slices: [HashSet<JobId>; PROGRESS_SLICES],
+    slices: Vec<HashSet<JobId>>,
     /// When each slice was last written.
-    flushed: [Option<Instant>; PROGRESS_SLICES],
+    flushed: Vec<Option<Instant>>,
     /// The slice whose turn it is.
     next: usize,
+}
+
+impl Default for Dirty {
+    fn default() -> Self {
+        Self {
+            slices: vec![HashSet::new(); PROGRESS_SLICES],
+            flushed: vec![None; PROGRESS_SLICES],
+            next: 0,
+        }
+    }
 }
 
 impl Dirty {

@@ -37,6 +37,11 @@ pub struct WsStats {
     pub held: Hist,
     /// Held statuses with their hold (`sim_held_ms`) taken out: the pipeline alone.
     pub held_minus_hold: Hist,
+    /// Every status, split at the Broadcaster (the envelope's `timestamp`, in ms): from
+    /// the report to the fan-out, hold taken out (driver, JobCreator, throttle) ...
+    pub to_fanout: Hist,
+    /// ... and from the fan-out to the client (outbox, writer, socket, this harness).
+    pub fanout_to_client: Hist,
 }
 
 impl WsStats {
@@ -50,6 +55,8 @@ impl WsStats {
             not_held: Hist::new(1000),
             held: Hist::new(1000),
             held_minus_hold: Hist::new(1000),
+            to_fanout: Hist::new(1000),
+            fanout_to_client: Hist::new(1000),
         }
     }
 
@@ -66,6 +73,8 @@ impl WsStats {
         self.not_held.merge(&o.not_held);
         self.held.merge(&o.held);
         self.held_minus_hold.merge(&o.held_minus_hold);
+        self.to_fanout.merge(&o.to_fanout);
+        self.fanout_to_client.merge(&o.fanout_to_client);
     }
 }
 
@@ -80,6 +89,15 @@ fn int_after(text: &str, key: &str) -> Option<i64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '-'))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// The envelope's `timestamp` (the Broadcaster's clock when it sent the event), in ms.
+/// It follows `data` in the envelope, so it is the last one in the text.
+fn envelope_ms(text: &str) -> Option<i64> {
+    const KEY: &str = r#""timestamp":""#;
+    let rest = &text[text.rfind(KEY)? + KEY.len()..];
+    let t = chrono::DateTime::parse_from_rfc3339(&rest[..rest.find('"')?]).ok()?;
+    Some(t.timestamp_millis())
 }
 
 /// Opens `n` WebSocket clients; each records until `stop` turns true. Connecting is
@@ -135,12 +153,17 @@ pub async fn start_ws_clients(
                 };
                 let lat = at - sent;
                 st.raw.record_ms(lat);
-                match int_after(text, r#""sim_held_ms":"#) {
+                let held = int_after(text, r#""sim_held_ms":"#);
+                match held {
                     None => st.not_held.record_ms(lat),
                     Some(h) => {
                         st.held.record_ms(lat);
                         st.held_minus_hold.record_ms(lat - h);
                     }
+                }
+                if let Some(fanout) = envelope_ms(text) {
+                    st.to_fanout.record_ms(fanout - sent - held.unwrap_or(0));
+                    st.fanout_to_client.record_ms(at - fanout);
                 }
             }
             st
@@ -279,5 +302,9 @@ mod tests {
         );
         assert_eq!(int_after(t, r#""sim_held_ms":"#), Some(40));
         assert_eq!(int_after(t, r#""nope":"#), None);
+        assert_eq!(envelope_ms(t), None);
+        // The envelope's own timestamp wins over one inside the data.
+        let t = r#"{"type":"printer_status","data":{"timestamp":"2020-01-01T00:00:00.000Z"},"timestamp":"2023-11-14T22:13:20.123Z","seq":3}"#;
+        assert_eq!(envelope_ms(t), Some(1_700_000_000_123));
     }
 }

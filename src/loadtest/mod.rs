@@ -439,6 +439,8 @@ async fn measure(
                 "not_held": q(&ws.not_held),
                 "held": q(&ws.held),
                 "held_minus_hold": q(&ws.held_minus_hold),
+                "to_fanout": q(&ws.to_fanout),
+                "fanout_to_client": q(&ws.fanout_to_client),
             },
         },
         "rest": rest,
