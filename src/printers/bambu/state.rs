@@ -3,8 +3,7 @@
 //!
 //! X1-class printers send the whole `print` object in every report; P1/A1 send only what
 //! changed (§2.5). One path serves both: every `push_status` is merged into a document
-//! (top-level keys overwrite, nested objects merge by key), and the status is read from
-//! the document. Other `print` messages (command acks) and other subsystems (`info`,
+//! (keys overwrite, `null` changes nothing), and the status is read from the document. Other `print` messages (command acks) and other subsystems (`info`,
 //! `system`) carry no state and are left out.
 //!
 //! What the document alone cannot say is remembered per print (`JobMemory`): that a
@@ -13,7 +12,9 @@
 //! `total_layer_num` may be sent only once, §7.1 quirk 11).
 //!
 //! A report whose known fields have the wrong type is refused as a whole, so the
-//! document only ever holds values of the documented types.
+//! document only ever holds values of the documented types. And it holds only those
+//! fields (`FIELDS`): a real X1's report carries up to 40 KB of AMS, HMS, camera and
+//! network detail that no status reads, and a farm keeps one document per printer.
 
 use chrono::DateTime;
 use serde_json::{Map, Value};
@@ -61,6 +62,8 @@ enum Kind {
     Array,
 }
 
+/// The fields the daemon reads, with their types: checked in every report, and the only
+/// ones kept in the document.
 const FIELDS: &[(&str, Kind)] = &[
     ("command", Kind::Text),
     ("gcode_state", Kind::Text),
@@ -170,6 +173,8 @@ impl BambuState {
         }
         let full = print.contains_key("gcode_state")
             && (print.contains_key("gcode_file") || print.contains_key("subtask_name"));
+        let mut print = print;
+        print.retain(|k, _| FIELDS.iter().any(|(f, _)| f == k));
         merge(&mut self.doc, print);
         self.complete |= full;
         self.remember();
@@ -348,16 +353,12 @@ fn validate(print: &Map<String, Value>) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// Merges `delta` into `doc`: keys overwrite, nested objects merge by key, `null`
-/// changes nothing.
+/// Merges `delta` into `doc`: keys overwrite, `null` changes nothing. (The fields kept
+/// are scalars and arrays, so there is nothing nested to merge.)
 fn merge(doc: &mut Map<String, Value>, delta: Map<String, Value>) {
     for (k, v) in delta {
-        match (doc.get_mut(&k), v) {
-            (_, Value::Null) => {}
-            (Some(Value::Object(old)), Value::Object(new)) => merge(old, new),
-            (_, v) => {
-                doc.insert(k, v);
-            }
+        if !v.is_null() {
+            doc.insert(k, v);
         }
     }
 }

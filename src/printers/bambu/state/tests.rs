@@ -88,15 +88,18 @@ fn deltas_merge_into_the_snapshot() {
 }
 
 #[test]
-fn nested_objects_merge_by_key() {
+fn only_the_fields_read_are_kept() {
     let mut st = BambuState::new();
     push(
         &mut st,
-        json!({"ams": {"tray_now": "1", "ams": [1]}, "gcode_state": "IDLE"}),
+        json!({"ams": {"tray_now": "1", "ams": [1]}, "ipcam": {"rtsp_url": "x"},
+               "gcode_state": "IDLE", "nozzle_temper": 24.5}),
     )
     .unwrap();
-    push(&mut st, json!({"ams": {"tray_now": "2"}})).unwrap();
-    assert_eq!(st.doc["ams"], json!({"tray_now": "2", "ams": [1]}));
+    assert!(!st.doc.contains_key("ams"), "{:?}", st.doc);
+    assert!(!st.doc.contains_key("ipcam"), "{:?}", st.doc);
+    assert_eq!(st.doc["gcode_state"], "IDLE");
+    assert_eq!(status(&st).temperatures.nozzle, Some(24.5));
 }
 
 #[test]
