@@ -23,6 +23,11 @@ use crate::broadcast::{Client, Connect, Disconnect, EventKind, Filter as EventFi
 use crate::domain::PrinterId;
 use crate::time;
 
+/// A batch is flushed to the socket every this many bytes. The WebSocket's write buffer
+/// keeps the size of its largest write: a progress burst (~200 KB per client) left every
+/// client holding that much for good.
+const WRITE_CHUNK: usize = 32 * 1024;
+
 /// Largest message a client may send. Client messages are small commands; a
 /// `subscribe` naming a thousand printers is ~40 KB.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -190,8 +195,14 @@ where
         // printers and 100 clients, a quarter of the daemon's CPU).
         let closing = batch.close.is_some();
         let write_then_gather = async {
+            let mut unflushed = 0;
             for m in &batch.messages {
                 tx.feed(Message::text(m.as_ref())).await?;
+                unflushed += m.len();
+                if unflushed >= WRITE_CHUNK {
+                    tx.flush().await?;
+                    unflushed = 0;
+                }
             }
             tx.flush().await?;
             // Let the next batch gather for a moment. A lone event after a quiet spell
