@@ -28,8 +28,6 @@ use crate::printers::view::LiveStates;
 use crate::registry::{Entry, ManagedBy, PrinterRegistry};
 use crate::store::{self, ReadPool};
 
-/// How often progress is written and published: at most one `job_updated` a second
-/// per job (design.md §4), and one fsync a second for all progress on the farm.
 /// How long in-flight HTTP requests get to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 

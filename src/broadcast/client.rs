@@ -16,10 +16,10 @@ use super::event::EventKind;
 use crate::domain::PrinterId;
 
 /// Job and settings events one client may have waiting before it is closed as too slow.
-/// A live client must be able to take a whole progress flush at once: once a second the
-/// JobCreator publishes a `job_updated` for every job whose progress moved, ~2,000 in a
-/// burst on a 2,000-printer farm (at 1,024 every client of such a farm was closed at the
-/// first flush).
+/// A live client a moment behind must be able to hold a whole second of progress: the
+/// JobCreator publishes a `job_updated` a second for every job whose progress moved,
+/// ~2,000 a second on a 2,000-printer farm (when they came as one burst and this was
+/// 1,024, every client of such a farm was closed at the first flush).
 pub const CLIENT_QUEUE_CAPACITY: usize = 16_384;
 /// ... and the bytes those events may add up to: what a stuck client can hold alive.
 /// (Messages are shared between clients; a progress burst of 2,000 is ~1.5 MB.)
