@@ -121,7 +121,10 @@ impl Broadcaster {
     }
 
     fn flush_held(&mut self) {
-        let now = Instant::now();
+        self.flush_held_at(Instant::now());
+    }
+
+    fn flush_held_at(&mut self, now: Instant) {
         let mut out = Vec::new();
         while let Some((at, _)) = self.due.front()
             && *at <= now
@@ -130,6 +133,14 @@ impl Broadcaster {
             let Some(slot) = self.statuses.get_mut(&id) else {
                 continue;
             };
+            // A stale entry: the printer's status went out directly after this entry
+            // came due, and the status held now waits for its own, later entry.
+            if slot
+                .last_sent
+                .is_some_and(|t| now - t < STATUS_EVENT_INTERVAL)
+            {
+                continue;
+            }
             if let Some((ev, since)) = slot.held.take() {
                 slot.last_sent = Some(now);
                 out.push((stamp_hold(ev, now - since), Some(slot.index)));
@@ -269,6 +280,32 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[actix_rt::test]
+    async fn a_stale_due_entry_does_not_release_a_status_early() {
+        let mut b = Broadcaster::new();
+        let c = Arc::new(Client::new(1));
+        b.clients.insert(1, c.clone());
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let admit = |b: &mut Broadcaster, n: u32, at: Instant| {
+            let out = b.admit(status("a", n), at).into_iter().collect();
+            b.emit(out);
+        };
+        admit(&mut b, 1, t0);
+        assert_eq!(received(&c), [("a".into(), 1)]);
+        admit(&mut b, 2, t0 + ms(500)); // held; due at t0 + 1 s
+        // The second is up but the tick has not come yet: the next status goes out
+        // directly, and the one after it is held for its own second.
+        admit(&mut b, 3, t0 + ms(1_003));
+        admit(&mut b, 4, t0 + ms(1_005));
+        assert_eq!(received(&c), [("a".into(), 3)]);
+        // The tick finds the first entry due, but "a" was sent 7 ms ago.
+        b.flush_held_at(t0 + ms(1_010));
+        assert!(received(&c).is_empty(), "sent twice within a second");
+        b.flush_held_at(t0 + ms(2_003));
+        assert_eq!(received(&c), [("a".into(), 4)]);
     }
 
     #[actix_rt::test]
