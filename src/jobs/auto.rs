@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::creator::{JobCreator, record_of};
+use super::creator::{JobCreator, job_event, record_of};
 use super::lifecycle::{Decision, Observation, ObservedState, Start, same_file};
 use super::model::Job;
-use crate::broadcast::{Event, EventKind};
+use crate::broadcast::EventKind;
 use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
 use crate::store::{self, StoreError};
 use crate::time::{self, Timestamp};
@@ -152,12 +152,7 @@ impl JobCreator {
         let mut open = start.clone();
         open.status = JobStatus::Running;
         self.start_print(printer, printer_type, open, at)?;
-        let Some(id) = self
-            .trackers
-            .get(printer)
-            .and_then(|t| t.open())
-            .map(|o| o.job_id.clone())
-        else {
+        let Some(id) = self.open_job_id(printer) else {
             // Auto-creation is off: nothing was recorded.
             return Ok(());
         };
@@ -385,7 +380,7 @@ impl JobCreator {
             .iter()
             .filter_map(|id| self.open.get(id).cloned())
             .collect();
-        let t0 = std::time::Instant::now();
+        let t0 = Instant::now();
         let r = store::without_fsync(&self.conn, |conn| {
             let tx = conn.unchecked_transaction()?;
             for j in &jobs {
@@ -401,7 +396,7 @@ impl JobCreator {
         }
         let events = jobs
             .iter()
-            .map(|j| Event::new(EventKind::JobUpdated, Some(j.printer_id.clone()), j))
+            .map(|j| job_event(EventKind::JobUpdated, j))
             .collect();
         self.publish_all(events);
         tracing::debug!(

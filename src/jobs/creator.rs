@@ -108,6 +108,14 @@ impl JobCreator {
         self.trackers.entry(printer.clone()).or_default()
     }
 
+    /// The id of the printer's open job, if it has one.
+    pub(super) fn open_job_id(&self, printer: &PrinterId) -> Option<JobId> {
+        self.trackers
+            .get(printer)
+            .and_then(|t| t.open())
+            .map(|o| o.job_id.clone())
+    }
+
     /// Keeps the lifecycle in step with a job the API changed or removed.
     fn sync_after_api_change(&mut self, job: &Job, removed: bool) {
         let now = time::now();
@@ -158,7 +166,7 @@ impl JobCreator {
     }
 
     pub(super) fn publish_job(&mut self, kind: EventKind, job: &Job) {
-        self.publish(Event::new(kind, Some(job.printer_id.clone()), job));
+        self.publish(job_event(kind, job));
     }
 
     /// Records the outcome of a write for /health.
@@ -236,12 +244,7 @@ impl JobCreator {
         printer: &PrinterId,
         new: &NewJob,
     ) -> Result<Option<Job>, StoreError> {
-        let Some(open_id) = self
-            .trackers
-            .get(printer)
-            .and_then(|t| t.open())
-            .map(|o| o.job_id.clone())
-        else {
+        let Some(open_id) = self.open_job_id(printer) else {
             return Ok(None);
         };
         let Some(mut job) = self.open.get(&open_id).cloned() else {
@@ -317,6 +320,11 @@ impl JobCreator {
         self.publish(Event::new(EventKind::SettingsUpdated, None, &next));
         Ok(next)
     }
+}
+
+/// A job event: the job as its data, filtered by its printer.
+pub(super) fn job_event(kind: EventKind, job: &Job) -> Event {
+    Event::new(kind, Some(job.printer_id.clone()), job)
 }
 
 /// The identity part of a job, for the lifecycle.

@@ -88,10 +88,9 @@ impl JobCreator {
         }
         if !self.group.undo.contains_key(printer) {
             let tracker = self.trackers.get(printer).cloned();
-            let job = tracker
-                .as_ref()
-                .and_then(|t| t.open())
-                .and_then(|o| self.open.get(&o.job_id))
+            let job = self
+                .open_job_id(printer)
+                .and_then(|id| self.open.get(&id))
                 .cloned();
             self.group
                 .undo
@@ -145,12 +144,7 @@ impl JobCreator {
 
     fn undo(&mut self, undo: HashMap<PrinterId, Before>) {
         for (printer, before) in undo {
-            if let Some(id) = self
-                .trackers
-                .get(&printer)
-                .and_then(|t| t.open())
-                .map(|o| o.job_id.clone())
-            {
+            if let Some(id) = self.open_job_id(&printer) {
                 self.open.remove(&id);
                 self.dirty.remove(&id);
             }

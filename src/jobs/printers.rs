@@ -26,11 +26,7 @@ impl JobCreator {
         let obs = s.observation();
         self.group.active = true;
         self.observe(&s.printer_id, s.printer_type, &obs);
-        let job_id = self
-            .trackers
-            .get(&s.printer_id)
-            .and_then(|t| t.open())
-            .map(|o| o.job_id.clone());
+        let job_id = self.open_job_id(&s.printer_id);
         let live = Live { status: s, job_id };
         let ev = Event::new(
             EventKind::PrinterStatus,
@@ -109,8 +105,8 @@ impl JobCreator {
         }
         self.track(store::printers::delete_api_printer(&self.conn, id.as_str()))?;
         // Its history stays; a print still open can no longer be followed.
-        if let Some(open) = self.trackers.get(id).and_then(|t| t.open()).cloned()
-            && let Err(e) = self.close_print(id, &open.job_id, JobStatus::Unknown, time::now())
+        if let Some(open) = self.open_job_id(id)
+            && let Err(e) = self.close_print(id, &open, JobStatus::Unknown, time::now())
         {
             tracing::warn!(printer_id = %id, error = %e, "could not close the deleted printer's open job");
         }

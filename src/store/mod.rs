@@ -80,7 +80,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             path.display()
         )));
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", DURABLE)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Checkpoints are the `checkpoint` thread's job; this is only the backstop.
     conn.pragma_update(
@@ -91,6 +91,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     migrations::apply(&mut conn)?;
     Ok(conn)
 }
+
+/// The writer's `synchronous` level: every commit is on disk before it returns.
+const DURABLE: &str = "FULL";
 
 /// Runs `f` with the writer's commits not waiting for an fsync (`synchronous = NORMAL`;
 /// in WAL mode the database stays consistent, and a power cut may lose these commits
@@ -103,7 +106,7 @@ pub fn without_fsync<T>(
 ) -> Result<T, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let r = f(conn);
-    let back = conn.pragma_update(None, "synchronous", "FULL");
+    let back = conn.pragma_update(None, "synchronous", DURABLE);
     match (r, back) {
         (Ok(v), Ok(())) => Ok(v),
         (Err(e), _) => Err(e),
