@@ -15,6 +15,7 @@ pub mod procs;
 pub mod verify;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -300,7 +301,14 @@ async fn measure(
     let connect_s = connect_started.elapsed().as_secs_f64();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let ws = clients::start_ws_clients(&daemon.addr, args.ws_clients, stop_rx.clone()).await?;
+    let window = Arc::new(clients::Window::default());
+    let ws = clients::start_ws_clients(
+        &daemon.addr,
+        args.ws_clients,
+        stop_rx.clone(),
+        window.clone(),
+    )
+    .await?;
     let ids: Vec<String> = printers.iter().map(|(id, _)| id.clone()).collect();
     let rest = tokio::spawn(clients::rest_load(
         daemon.addr.clone(),
@@ -325,6 +333,7 @@ async fn measure(
     let h0 = procs::usage(std::process::id(), ticks).unwrap_or_default();
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(args.seconds);
+    window.open(Duration::from_secs(args.seconds));
     let mut drivers = Vec::with_capacity(printers.len());
     for (i, (id, kind)) in printers.iter().enumerate() {
         let ext = if kind == "prusalink" {
@@ -435,6 +444,7 @@ async fn measure(
             "disconnects": ws.disconnects,
             "disconnect_reasons": ws.disconnect_reasons,
             "latency_ms": {
+                "note": "statuses the simulator sent inside the window and clients received inside it: the connect burst before it and the finish-every-print burst at its end are the harness's and not counted",
                 "report_to_client": q(&ws.raw),
                 "not_held": q(&ws.not_held),
                 "held": q(&ws.held),
