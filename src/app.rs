@@ -5,10 +5,11 @@
 //! the listener (so tests use port 0 and a port in use is a clear error, not a panic)
 //! and decides what shutdown means (SIGINT/SIGTERM in `main`). It must run inside an
 //! actix System on a multi-thread tokio runtime (`System::with_tokio_rt`): actors live on
-//! the System thread, the JobCreator on its own thread, and warp on the tokio workers.
+//! the System thread, the JobCreator on an Arbiter (a thread) of its own, and warp on the
+//! tokio workers.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -22,7 +23,7 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::jobs::JobCreator;
 use crate::jobs::auto::PROGRESS_TICK;
-use crate::jobs::creator::Tick;
+use crate::jobs::creator::{Shutdown, Tick};
 use crate::printers::manager::{PrinterManager, StartPrinter, StopAll};
 use crate::printers::view::LiveStates;
 use crate::registry::{Entry, ManagedBy, PrinterRegistry};
@@ -76,36 +77,23 @@ pub async fn run(
     let live = LiveStates::default();
     let broadcaster = Broadcaster::new().start();
 
-    // The SyncArbiter calls the factory on its thread, and again if the actor ever
-    // restarts; the connection opened (and migrated) above is used the first time.
-    let first = Mutex::new(Some(conn));
-    let factory = {
+    // The JobCreator has a thread of its own (an Arbiter: rusqlite blocks, and nothing
+    // else runs there), so printer actors and REST handlers reach its mailbox directly.
+    // (It ran in a SyncArbiter, whose messages all passed through a forwarding actor on
+    // the System thread, behind the Broadcaster: one more thread hop for every status.)
+    let creator_thread = Arbiter::new();
+    let creator = {
         let (broadcaster, printers, live, health) = (
             broadcaster.clone(),
             printers.clone(),
             live.clone(),
             health.clone(),
         );
-        move || {
-            let conn = first
-                .lock()
-                .ok()
-                .and_then(|mut c| c.take())
-                .unwrap_or_else(|| {
-                    store::open_writer(&db_path)
-                        .unwrap_or_else(|e| panic!("reopening the database: {e}"))
-                });
-            JobCreator::new(
-                conn,
-                broadcaster.clone(),
-                settings_tx.clone(),
-                printers.clone(),
-                live.clone(),
-                health.clone(),
-            )
-        }
+        JobCreator::start_in_arbiter(&creator_thread.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(crate::jobs::creator::MAILBOX_CAPACITY);
+            JobCreator::new(conn, broadcaster, settings_tx, printers, live, health)
+        })
     };
-    let creator = SyncArbiter::start(1, factory);
     {
         let creator = creator.clone();
         tokio::spawn(async move {
@@ -134,7 +122,7 @@ pub async fn run(
     }
 
     let state = AppState {
-        creator,
+        creator: creator.clone(),
         manager: manager.clone(),
         live,
         broadcaster: broadcaster.clone(),
@@ -180,6 +168,11 @@ pub async fn run(
             tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; stopping anyway");
         }
     }
+    // The last writes: the open group and every job's progress, before the process ends.
+    if creator.send(Shutdown).await.is_err() {
+        tracing::warn!("the job writer had stopped; progress since its last write is lost");
+    }
+    creator_thread.stop();
     tracing::info!("stopped");
     Ok(())
 }

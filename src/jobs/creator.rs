@@ -1,6 +1,6 @@
 //! The JobCreator: the one writer of the job history and the settings.
 //!
-//! It runs in a `SyncArbiter` with one thread because rusqlite blocks; it owns the only
+//! It runs on an Arbiter (a thread) of its own because rusqlite blocks; it owns the only
 //! writable connection. Every job write goes through it (the REST API's create, edit and
 //! delete, and the jobs printer statuses open, follow and close — see `auto.rs`), so
 //! manual and automatic creation can never race. It persists first, then publishes the
@@ -28,7 +28,8 @@ use crate::store::{self, StoreError};
 use crate::time::{self, Timestamp};
 
 /// Messages the JobCreator's mailbox holds before senders (REST handlers, printer
-/// actors) wait. Bounds memory if the disk stalls; the handlers' timeouts then answer 503.
+/// drivers) wait. Bounds memory if the disk stalls; the handlers' timeouts then answer
+/// 503, and the printers' drivers wait their turn (their statuses then coalesce).
 pub const MAILBOX_CAPACITY: usize = 1024;
 
 pub struct JobCreator {
@@ -413,7 +414,7 @@ pub fn apply_patch(job: &mut Job, patch: JobPatch, now: Timestamp) -> Result<(),
 }
 
 impl Actor for JobCreator {
-    type Context = SyncContext<Self>;
+    type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.me = Some(ctx.address());
@@ -423,6 +424,21 @@ impl Actor for JobCreator {
     fn stopped(&mut self, _: &mut Self::Context) {
         self.commit();
         self.flush_all_progress();
+    }
+}
+
+/// Commit the open group and write every job's progress, then stop (the daemon's last
+/// message to it, once the printers and the server have stopped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for JobCreator {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.commit();
+        self.flush_all_progress();
+        ctx.stop();
     }
 }
 

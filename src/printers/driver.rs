@@ -3,12 +3,14 @@
 //! the sink (the JobCreator) whenever it changes.
 //!
 //! Drivers run as plain tokio tasks on the worker threads (design.md §1); they reach the
-//! sink through its `Recipient`, whose `send` waits when the sink's mailbox is full, so a
-//! burst of reports is paced by the consumer instead of piling up unbounded.
+//! sink through its `Recipient`: a status is queued in the sink's mailbox, and a driver
+//! waits only while that mailbox is full, so a burst of reports is paced by the consumer
+//! instead of piling up unbounded.
 
 use std::time::Duration;
 
 use actix::Recipient;
+use actix::prelude::SendError;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
@@ -145,8 +147,14 @@ impl Reporter {
         self.send(ev).await;
     }
 
+    /// Queues `ev` for the sink; waits only while the sink's mailbox is full. (Waiting
+    /// for every status to be handled cost a wake-up of this task per status.)
     pub async fn send(&self, ev: PrinterEvent) {
-        if self.sink.send(ev).await.is_err() {
+        let sent = match self.sink.try_send(ev) {
+            Err(SendError::Full(ev)) => self.sink.send(ev).await.map_err(|_| ()),
+            r => r.map_err(|_| ()),
+        };
+        if sent.is_err() {
             tracing::debug!(printer_id = %self.status.printer_id, "status sink is gone; event dropped");
         }
     }
