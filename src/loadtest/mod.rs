@@ -4,9 +4,11 @@
 //!
 //! The harness drives every print itself through the simulator's control API (no
 //! `--auto`), so it knows which jobs the daemon must record and how each must end; it
-//! exits non-zero when a job is lost or duplicated. The clock starts once every printer
-//! is `connected` and every WebSocket client is in place; CPU time and update counts are
-//! taken over that window only.
+//! exits non-zero when a job is lost or duplicated. The prints start once every printer
+//! is `connected` and every WebSocket client is in place; the clock starts `--warmup`
+//! seconds later, after the first prints' start wave. CPU time, update counts, REST and
+//! WebSocket latencies are taken over that window only; the jobs are checked for the
+//! whole run.
 
 pub mod clients;
 pub mod hist;
@@ -52,6 +54,11 @@ pub struct LoadtestArgs {
     /// Length of the measured window.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// Seconds of load before the window opens: every printer starts its first print
+    /// within the first 5 s (a start wave ~13 times the steady rate of starts at the
+    /// default print lengths), and the window measures the farm once that has passed.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: u64,
     /// Print length range, MIN..MAX seconds.
     #[arg(long, default_value = "30..90")]
     pub print_seconds: String,
@@ -309,15 +316,6 @@ async fn measure(
         window.clone(),
     )
     .await?;
-    let ids: Vec<String> = printers.iter().map(|(id, _)| id.clone()).collect();
-    let rest = tokio::spawn(clients::rest_load(
-        daemon.addr.clone(),
-        ids,
-        args.rest_rps,
-        stop_rx,
-    ));
-
-    // The clock starts.
     let interval = Duration::from_secs(args.monitoring_interval);
     let plan = Plan {
         print_s,
@@ -327,13 +325,8 @@ async fn measure(
         gap: 2 * interval + Duration::from_secs(1),
         first_start_spread: Duration::from_secs(5).min(Duration::from_secs(args.seconds) / 4),
     };
-    let health0 = api.get("/api/v1/health").await?;
-    let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
-    let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
-    let h0 = procs::usage(std::process::id(), ticks).unwrap_or_default();
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(args.seconds);
-    window.open(Duration::from_secs(args.seconds));
+    let warmup = Duration::from_secs(args.warmup);
+    let deadline = Instant::now() + warmup + Duration::from_secs(args.seconds);
     let mut drivers = Vec::with_capacity(printers.len());
     for (i, (id, kind)) in printers.iter().enumerate() {
         let ext = if kind == "prusalink" {
@@ -350,6 +343,22 @@ async fn measure(
             deadline,
         )));
     }
+    tokio::time::sleep(warmup).await;
+
+    // The clock starts.
+    let health0 = api.get("/api/v1/health").await?;
+    let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
+    let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
+    let h0 = procs::usage(std::process::id(), ticks).unwrap_or_default();
+    let t0 = Instant::now();
+    window.open(deadline.saturating_duration_since(t0));
+    let ids: Vec<String> = printers.iter().map(|(id, _)| id.clone()).collect();
+    let rest = tokio::spawn(clients::rest_load(
+        daemon.addr.clone(),
+        ids,
+        args.rest_rps,
+        stop_rx,
+    ));
     // Peak RSS over the window, sampled each second (VmHWM also covers start-up).
     let mut peak_rss = 0f64;
     while Instant::now() < deadline {
@@ -402,6 +411,7 @@ async fn measure(
             "ws_clients": args.ws_clients,
             "rest_rps": args.rest_rps,
             "seconds": args.seconds,
+            "warmup_s": args.warmup,
             "print_seconds": args.print_seconds,
             "fail_share": args.fail_share,
             "cancel_share": args.cancel_share,
@@ -444,7 +454,7 @@ async fn measure(
             "disconnects": ws.disconnects,
             "disconnect_reasons": ws.disconnect_reasons,
             "latency_ms": {
-                "note": "statuses the simulator sent inside the window and clients received inside it: the connect burst before it and the finish-every-print burst at its end are the harness's and not counted",
+                "note": "statuses the simulator sent inside the window and clients received inside it: the warm-up before it and the finish-every-print burst at its end are the harness's and not counted",
                 "report_to_client": q(&ws.raw),
                 "not_held": q(&ws.not_held),
                 "held": q(&ws.held),

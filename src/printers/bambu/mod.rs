@@ -28,7 +28,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, excerpt};
-use crate::printers::driver::{AbortOnDrop, DriverCtx};
+use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
@@ -225,7 +225,9 @@ impl<'a> Session<'a> {
                     dog = Watchdog::new(now);
                     self.backoff.connected(now);
                     self.on_connected(&client).await;
-                    last_pushall = now;
+                    // The next pushall a random share of the interval later than a
+                    // common clock would put it (`driver::request_phase`).
+                    last_pushall = now + self.ctx.interval().mul_f64(driver::request_phase());
                 }
                 Wake::Mqtt(Some(Ok(Event::Incoming(Packet::Publish(p))))) => {
                     if p.topic != self.report_topic {

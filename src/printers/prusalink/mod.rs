@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, excerpt};
-use crate::printers::driver::DriverCtx;
+use crate::printers::driver::{self, DriverCtx};
 use crate::printers::status::ConnectionState;
 use crate::time;
 
@@ -104,6 +104,9 @@ async fn session(
     let mut api = Api::V1;
     let mut connected = false;
     let mut settings_open = true;
+    // The first wait is longer by a random share of the interval, so that the farm's
+    // polls spread over the interval (`driver::request_phase`).
+    let mut phase = Some(driver::request_phase());
     loop {
         let started = Instant::now();
         let polled = match api {
@@ -148,8 +151,11 @@ async fn session(
             Err(e) => return from_http(e),
         }
         // Wait for the next poll; an interval change applies at once.
+        let spread = phase
+            .take()
+            .map_or(Duration::ZERO, |p| ctx.interval().mul_f64(p));
         loop {
-            let next = started + ctx.interval();
+            let next = started + ctx.interval() + spread;
             tokio::select! {
                 _ = sleep_until(next) => break,
                 r = ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
