@@ -151,11 +151,9 @@ async fn session(
             Err(e) => return from_http(e),
         }
         // Wait for the next poll; an interval change applies at once.
-        let spread = phase
-            .take()
-            .map_or(Duration::ZERO, |p| ctx.interval().mul_f64(p));
+        let stretch = 1.0 + phase.take().unwrap_or(0.0);
         loop {
-            let next = started + ctx.interval() + spread;
+            let next = started + ctx.interval().mul_f64(stretch);
             tokio::select! {
                 _ = sleep_until(next) => break,
                 r = ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
