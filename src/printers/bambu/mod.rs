@@ -63,6 +63,11 @@ pub const PUSHING_START: &str = r#"{"pushing":{"sequence_id":"0","command":"star
 /// Words for an operator: the access code was refused.
 pub const AUTH_FAILED_MESSAGE: &str = "the printer refused the access code; check the LAN access code on the printer's screen (Settings > Network on P1/A1, Settings > Network > LAN Only on X1) and update `access_code`";
 
+/// The event the pump task sent, out of its box.
+fn unbox<T>(ev: Option<Box<T>>) -> Option<T> {
+    ev.map(|b| *b)
+}
+
 /// How long a new session may go without a full report before it is rebuilt (a
 /// half-broken session answers nothing, protocols.md §2.9): three report intervals, and
 /// at least ten seconds.
@@ -213,7 +218,7 @@ impl<'a> Session<'a> {
             let dog_at = dog.deadline(interval);
             let snapshot_due = connected_at + snapshot_wait(interval);
             let wake = tokio::select! {
-                ev = rx.recv() => Wake::Mqtt(ev.map(|b| *b)),
+                ev = rx.recv() => Wake::Mqtt(unbox(ev)),
                 _ = sleep_until(next_pushall), if connected => Wake::Pushall,
                 _ = sleep_until(dog_at), if connected => Wake::Watchdog,
                 _ = sleep_until(snapshot_due), if connected && !snapshot_seen => Wake::NoSnapshot,
