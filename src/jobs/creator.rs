@@ -428,7 +428,9 @@ impl Actor for JobCreator {
 }
 
 /// Commit the open group and write every job's progress, then stop (the daemon's last
-/// message to it, once the printers and the server have stopped).
+/// message to it, once the printers and the server have stopped). `stopped` does the
+/// same, but only after the reply has gone out: done here, the daemon's await means the
+/// writes are on disk before the process exits. `stopped` still covers any other stop.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;

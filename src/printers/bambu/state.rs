@@ -3,8 +3,9 @@
 //!
 //! X1-class printers send the whole `print` object in every report; P1/A1 send only what
 //! changed (§2.5). One path serves both: every `push_status` is merged into a document
-//! (keys overwrite, `null` changes nothing), and the status is read from the document. Other `print` messages (command acks) and other subsystems (`info`,
-//! `system`) carry no state and are left out.
+//! (keys overwrite, `null` changes nothing), and the status is read from the document.
+//! Other `print` messages (command acks) and other subsystems (`info`, `system`) carry no
+//! state and are left out.
 //!
 //! What the document alone cannot say is remembered per print (`JobMemory`): that a
 //! cancel code was seen (the printer clears `print_error` a few seconds after `FAILED`,

@@ -106,7 +106,7 @@ async fn session(
     let mut settings_open = true;
     // The first wait is longer by a random share of the interval, so that the farm's
     // polls spread over the interval (`driver::request_phase`).
-    let mut phase = Some(driver::request_phase());
+    let mut phase = driver::request_phase();
     loop {
         let started = Instant::now();
         let polled = match api {
@@ -151,7 +151,7 @@ async fn session(
             Err(e) => return from_http(e),
         }
         // Wait for the next poll; an interval change applies at once.
-        let stretch = 1.0 + phase.take().unwrap_or(0.0);
+        let stretch = 1.0 + std::mem::take(&mut phase);
         loop {
             let next = started + ctx.interval().mul_f64(stretch);
             tokio::select! {
