@@ -321,6 +321,48 @@ fn wrongly_typed_reports_are_refused_whole() {
 }
 
 #[test]
+fn members_not_read_are_skipped_whatever_they_hold() {
+    // A report as a real X1 sends it: nested AMS objects, arrays of objects, numbers of
+    // every kind, escapes, and names the daemon does not read around the ones it does.
+    let payload = br#"{"print":{"ams":{"ams":[{"id":"0","tray":[{"id":"0","tray_color":"FF0000FF"}]}],"tray_now":"255"},
+        "command":"push_status","wifi_signal":"-52dBm","lights_report":[{"node":"chamber_light","mode":"on"}],
+        "gcode_state":"RUNNING","mc_percent":41,"big":18446744073709551615,"neg":-3,"f":1.5e3,"t":true,"n":null,
+        "subtask_name":"A \"quoted\" \u00e9 name","gcode_file":"/cache/a.3mf","upgrade_state":{"new_ver_list":[]}},
+        "info":{"command":"get_version","module":[]},"sim_sent_at_ms":1700000000123}"#;
+    let mut st = BambuState::new();
+    assert_eq!(st.apply_bytes(payload, 10_000), Ok(Applied::Status));
+    let s = status(&st);
+    assert_eq!(s.state, PrinterState::Printing);
+    assert_eq!(s.progress, Some(41.0));
+    assert_eq!(s.job_name.as_deref(), Some("A \"quoted\" \u{e9} name"));
+    assert_eq!(s.filename.as_deref(), Some("a.3mf"));
+    assert_eq!(s.sim_sent_at_ms, Some(1_700_000_000_123));
+    // Of a name given twice, the last counts (as a JSON object reads).
+    let twice = br#"{"print":{"command":"push_status","gcode_state":"RUNNING","mc_percent":50,"mc_percent":60}}"#;
+    assert_eq!(st.apply_bytes(twice, 10_000), Ok(Applied::Status));
+    assert_eq!(status(&st).progress, Some(60.0));
+    // `print` that is not an object, whatever it is instead, is a wrong type; a report
+    // that is not an object at all is refused as such.
+    for bad in [
+        &b"{\"print\":null}"[..],
+        b"{\"print\":[1,{\"a\":2}]}",
+        b"{\"print\":7}",
+    ] {
+        assert_eq!(
+            st.apply_bytes(bad, 1000),
+            Err(ReportError::WrongType("print".into())),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    for bad in [&b"[1,2]"[..], b"\"text\"", b"12"] {
+        assert_eq!(st.apply_bytes(bad, 1000), Err(ReportError::NotObject));
+    }
+    // Nothing of the refused reports was merged.
+    assert_eq!(status(&st).progress, Some(60.0));
+}
+
+#[test]
 fn malformed_and_oversized_bytes_are_refused() {
     let mut st = BambuState::new();
     assert!(matches!(
