@@ -413,6 +413,24 @@ impl<'de> Visitor<'de> for NameIn<'_> {
     }
 }
 
+/// Goes through an object's members: `read(i, m)` reads the value of `names[i]`; any
+/// other member's value is skipped without being built.
+fn read_members<'de, A: MapAccess<'de>>(
+    mut m: A,
+    names: &[&str],
+    mut read: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    while let Some(name) = m.next_key_seed(NameIn(names))? {
+        match name {
+            Some(i) => read(i, &mut m)?,
+            None => {
+                m.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(())
+}
+
 const FIELD_NAMES: [&str; FIELDS.len()] = {
     let mut names = [""; FIELDS.len()];
     let mut i = 0;
@@ -431,17 +449,15 @@ impl<'de> Deserialize<'de> for Report {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Report, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Report, A::Error> {
                 let mut r = Report::default();
-                while let Some(name) = m.next_key_seed(NameIn(&["print", "sim_sent_at_ms"]))? {
-                    match name {
-                        Some(0) => r.print = Some(m.next_value()?),
-                        Some(_) => r.sim_sent_at_ms = m.next_value::<Value>()?.as_i64(),
-                        None => {
-                            m.next_value::<IgnoredAny>()?;
-                        }
+                read_members(m, &["print", "sim_sent_at_ms"], |i, m| {
+                    match i {
+                        0 => r.print = Some(m.next_value()?),
+                        _ => r.sim_sent_at_ms = m.next_value::<Value>()?.as_i64(),
                     }
-                }
+                    Ok(())
+                })?;
                 Ok(r)
             }
         }
@@ -462,18 +478,12 @@ impl<'de> Visitor<'de> for PrintVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Print, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Print, A::Error> {
         let mut fields = Map::new();
-        while let Some(name) = m.next_key_seed(NameIn(&FIELD_NAMES))? {
-            match name {
-                Some(i) => {
-                    fields.insert(FIELD_NAMES[i].to_owned(), m.next_value()?);
-                }
-                None => {
-                    m.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
+        read_members(m, &FIELD_NAMES, |i, m| {
+            fields.insert(FIELD_NAMES[i].to_owned(), m.next_value()?);
+            Ok(())
+        })?;
         Ok(Print::Fields(fields))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Print, A::Error> {
