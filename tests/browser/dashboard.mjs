@@ -669,6 +669,26 @@ async function apiKeyIsAskedFor(browser) {
     // Refused requests (401/403) are logged by the browser itself.
     if (m.type() === 'error' && !/401|403|WebSocket connection|Failed to load resource/.test(m.text())) errors.push(m.text());
   });
+  // The race a slow network makes: a request sent without a key is answered only after
+  // a wrong key has been entered. Its refusal must not hide the wrong key's. Here the
+  // page's first /settings request is held until the wrong key's first request has been
+  // sent, and answered before that one goes on, so the order is certain.
+  let releaseStale;
+  const stale = new Promise((resolve) => { releaseStale = resolve; });
+  let staleRequest = null;
+  await page.route('**/api/v1/**', async (route) => {
+    const request = route.request();
+    const key = request.headers()['x-api-key'];
+    if (!key && !staleRequest && new URL(request.url()).pathname === '/api/v1/settings') {
+      staleRequest = request;
+      await stale;
+    } else if (key === 'not-the-key' && staleRequest) {
+      releaseStale();
+      await (await staleRequest.response())?.finished();
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 100)));
+    }
+    await route.continue();
+  });
   await page.goto(`${daemon.base}/#q=${t}`);
   const dialog = page.locator('#key-dialog');
   await dialog.waitFor({ timeout: WAIT });
@@ -677,6 +697,8 @@ async function apiKeyIsAskedFor(browser) {
   await page.getByLabel('API key', { exact: true }).fill('not-the-key');
   await page.keyboard.press('Enter');
   await expectText(dialog, 'That key was not accepted');
+  assert.ok(staleRequest, 'the keyless /settings request was held');
+  await page.unrouteAll({ behavior: 'wait' });
 
   await page.getByLabel('API key', { exact: true }).fill(API_KEY);
   await dialog.getByRole('button', { name: 'Use key' }).click();

@@ -82,7 +82,9 @@ export async function request(method, path, { query, body } = {}) {
       data?.code ?? 'http_error',
       data?.message ?? `The daemon answered ${res.status}.`,
     );
-    if (res.status === 401 || res.status === 403) {
+    // A refusal of a key that has since been replaced (a request sent before the user
+    // entered a new one) says nothing about the key in use now, so it asks for nothing.
+    if ((res.status === 401 || res.status === 403) && key === currentKey()) {
       connectivity.dispatchEvent(new CustomEvent('auth-needed', { detail: err }));
     }
     throw err;

@@ -127,9 +127,12 @@ function setupApiKeyDialog() {
   const input = document.getElementById('key-input');
   const err = document.getElementById('key-error');
   connectivity.addEventListener('auth-needed', (e) => {
-    if (d.open) return;
-    err.textContent = e.detail?.status === 403 ? 'That key was not accepted.' : '';
+    // Several requests are refused at once; the first opens the dialog, and a refused
+    // key among them still gets its message.
+    if (e.detail?.status === 403) err.textContent = 'That key was not accepted.';
+    else if (!d.open) err.textContent = '';
     err.hidden = !err.textContent;
+    if (d.open) return;
     d.showModal();
     input.focus();
   });
