@@ -157,11 +157,6 @@ impl BambuState {
         self.apply_report(report)
     }
 
-    /// Applies one parsed report.
-    pub fn apply(&mut self, v: Value) -> Result<Applied, ReportError> {
-        self.apply_report(serde_json::from_value(v).map_err(report_error)?)
-    }
-
     fn apply_report(&mut self, report: Report) -> Result<Applied, ReportError> {
         let print = match report.print {
             None => return Ok(Applied::Other),

@@ -16,7 +16,12 @@ fn status(st: &BambuState) -> PrinterStatus {
 fn push(st: &mut BambuState, fields: Value) -> Result<Applied, ReportError> {
     let mut print = fields.as_object().unwrap().clone();
     print.insert("command".into(), json!("push_status"));
-    st.apply(json!({ "print": print }))
+    apply(st, json!({ "print": print }))
+}
+
+/// A report as the driver receives it: bytes, through `apply_bytes`.
+fn apply(st: &mut BambuState, report: Value) -> Result<Applied, ReportError> {
+    st.apply_bytes(&serde_json::to_vec(&report).unwrap(), usize::MAX)
 }
 
 fn idle_snapshot() -> Value {
@@ -314,10 +319,10 @@ fn wrongly_typed_reports_are_refused_whole() {
     // Nothing of the refused reports was merged.
     assert_eq!(status(&st).state, PrinterState::Idle);
     assert_eq!(
-        st.apply(json!({"print": "nope"})),
+        apply(&mut st, json!({"print": "nope"})),
         Err(ReportError::WrongType("print".into()))
     );
-    assert_eq!(st.apply(json!([1, 2])), Err(ReportError::NotObject));
+    assert_eq!(apply(&mut st, json!([1, 2])), Err(ReportError::NotObject));
 }
 
 #[test]
@@ -397,13 +402,14 @@ fn invalid_utf8_in_names_is_decoded_lossily() {
 fn acks_and_other_subsystems_are_not_state() {
     let mut st = BambuState::new();
     assert_eq!(
-        st.apply(
+        apply(
+            &mut st,
             json!({"print": {"command": "pause", "result": "success", "gcode_state": "PAUSE"}})
         ),
         Ok(Applied::Other)
     );
     assert_eq!(
-        st.apply(json!({"info": {"command": "get_version"}})),
+        apply(&mut st, json!({"info": {"command": "get_version"}})),
         Ok(Applied::Other)
     );
     assert_eq!(status(&st).state, PrinterState::Unknown);
@@ -412,7 +418,8 @@ fn acks_and_other_subsystems_are_not_state() {
 #[test]
 fn sim_stamp_is_copied() {
     let mut st = BambuState::new();
-    st.apply(
+    apply(
+        &mut st,
         json!({"print": {"command": "push_status", "gcode_state": "IDLE"},
                     "sim_sent_at_ms": 1700000000123_i64}),
     )
