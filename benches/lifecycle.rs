@@ -65,6 +65,7 @@ fn printing_status(printer: &PrinterId, start: Timestamp, progress: f64) -> Prin
         first_after_connect: false,
         observed_at: now,
         sim_sent_at_ms: None,
+        bad_data: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ async fn health(st: AppState) -> warp::reply::Response {
         ),
     };
     let connected = st.live.connected();
+    let bad_data = st.live.bad_data_total();
     let clients = st
         .broadcaster
         .send(ClientCount)
@@ -66,7 +67,14 @@ async fn health(st: AppState) -> warp::reply::Response {
             "write_errors": st.health.write_errors(),
             "write_problem": problem,
         },
-        "printers": { "configured": st.printers.len(), "connected": connected },
+        "printers": {
+            "configured": st.printers.len(),
+            "connected": connected,
+            // What the drivers refused from printers (malformed answers skipped,
+            // values out of range dropped or cut), farm-wide since start.
+            "skipped_payloads": bad_data.skipped_payloads,
+            "bad_values": bad_data.bad_values,
+        },
         "websocket_clients": clients,
         "statuses_processed": st.health.statuses_processed(),
         "status_lag_ms": st.health.status_lag_ms(),

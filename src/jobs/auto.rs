@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::creator::{JobCreator, job_event, record_of};
-use super::lifecycle::{Decision, Observation, ObservedState, Start, same_file};
+use super::lifecycle::{Decision, Observation, ObservedState, Start, finite_progress, same_file};
 use super::model::Job;
 use crate::broadcast::EventKind;
 use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
@@ -161,25 +161,26 @@ impl JobCreator {
 
     /// A start time the printer reports only after the job was opened (X1: once the
     /// preparation stages begin) is recorded on the job, when the printer's own job id
-    /// proves it is the same print.
+    /// proves it is the same print and the time can be this print's (not the previous
+    /// print's, which an X1 keeps reporting through PREPARE: `usable_start_time`).
     fn learn_start_time(
         &mut self,
         printer: &PrinterId,
         obs: &Observation,
     ) -> Result<(), StoreError> {
-        let Some(t) = obs.printer_start_time else {
+        let Some(tracker) = self.trackers.get(printer) else {
             return Ok(());
         };
-        let Some(open) = self.trackers.get(printer).and_then(|tr| tr.open()) else {
+        let Some(t) = tracker.usable_start_time(obs) else {
+            return Ok(());
+        };
+        let Some(open) = tracker.open() else {
             return Ok(());
         };
         if open.printer_start_time.is_some()
             || open.printer_job_id.is_none()
             || open.printer_job_id != obs.printer_job_id
-            || !matches!(
-                obs.state,
-                ObservedState::Preparing | ObservedState::Printing | ObservedState::Paused
-            )
+            || !matches!(obs.state, ObservedState::Printing | ObservedState::Paused)
         {
             return Ok(());
         }
@@ -214,7 +215,7 @@ impl JobCreator {
         let Some(job) = self.open.get_mut(id) else {
             return Err(StoreError::NotFound(id.to_string()));
         };
-        let progress = progress.map(|p| p.clamp(0.0, 100.0));
+        let progress = finite_progress(progress);
         let status_changed = job.status != status;
         let progress_changed = progress.is_some_and(|p| p != job.progress);
         if !status_changed && !progress_changed {

@@ -15,6 +15,12 @@
 //!    print is a new one even when every field above is the same (Bambu reuses
 //!    `gcode_start_time` for reprints with task id "0").
 //!
+//! A start time the printer reports is taken only when it can be this print's (see
+//! `PrinterTracker::usable_start_time`): an X1 keeps the previous print's
+//! `gcode_start_time` through PREPARE, and a job must never start before the one before
+//! it on the same printer. All arithmetic on printer-supplied numbers is checked: no
+//! observation, however absurd, can make the lifecycle panic.
+//!
 //! The tracker holds only the open print and a few recently closed ones per printer —
 //! never history — so it stays small however long the daemon runs.
 
@@ -23,6 +29,8 @@ use std::collections::VecDeque;
 use chrono::Duration;
 
 use crate::domain::{JobId, JobStatus, PrinterType};
+use crate::jobs::model::MAX_NAME_LEN;
+use crate::printers::sanitize;
 use crate::time::Timestamp;
 
 /// Printer-reported start times of one print differ by at most this (design.md §2).
@@ -183,7 +191,7 @@ fn same_print(rec: &PrintRecord, obs: &Observation) -> bool {
     let progress_fell = obs
         .progress
         .is_some_and(|p| p + RESTART_PROGRESS_DROP < rec.last_progress);
-    let elapsed_fell = matches!((rec.last_elapsed, obs.elapsed_s), (Some(a), Some(b)) if b + RESTART_ELAPSED_DROP < a);
+    let elapsed_fell = matches!((rec.last_elapsed, obs.elapsed_s), (Some(a), Some(b)) if b.saturating_add(RESTART_ELAPSED_DROP) < a);
     !(progress_fell || elapsed_fell)
 }
 
@@ -358,20 +366,45 @@ impl PrinterTracker {
         })
     }
 
+    /// The printer's start time in `obs`, if it can be this print's: inside the sane
+    /// window around the observation (`sanitize::start_time_ok`), not reported while the
+    /// printer is still preparing (an X1 keeps the previous print's `gcode_start_time`
+    /// through PREPARE, and sets this print's once its preparation stages begin), and
+    /// later than the start of every print recently closed on this printer (a new print
+    /// starts after the previous one did; both times are the printer's clock).
+    pub fn usable_start_time(&self, obs: &Observation) -> Option<Timestamp> {
+        let t = obs.printer_start_time?;
+        if obs.state == ObservedState::Preparing || !sanitize::start_time_ok(t, obs.at) {
+            return None;
+        }
+        let earlier = |r: &Recent| {
+            r.print.printer_start_time.is_some_and(|prev| t <= prev)
+                && (r.print.printer_job_id.is_none() || r.print.printer_job_id != obs.printer_job_id)
+        };
+        (!self.recent.iter().any(earlier)).then_some(t)
+    }
+
     fn start(&self, obs: &Observation) -> Start {
-        let filename = file_of(obs);
-        let job_name = obs
-            .job_name
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| display_name(&filename));
-        let start_time = obs
-            .printer_start_time
-            .or_else(|| obs.elapsed_s.map(|e| obs.at - Duration::seconds(e.max(0))))
+        let filename = cap_name(file_of(obs));
+        let job_name = cap_name(
+            obs.job_name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| display_name(&filename)),
+        );
+        let printer_start_time = self.usable_start_time(obs);
+        let elapsed_s = obs.elapsed_s.filter(|e| sanitize::duration_ok(*e));
+        let start_time = printer_start_time
+            .or_else(|| {
+                elapsed_s
+                    .and_then(Duration::try_seconds)
+                    .and_then(|d| obs.at.checked_sub_signed(d))
+            })
             .unwrap_or(obs.at);
         let estimated_duration = obs
             .remaining_s
-            .map(|r| (obs.at - start_time).num_seconds().max(0) + r.max(0));
+            .filter(|r| sanitize::duration_ok(*r))
+            .map(|r| (obs.at - start_time).num_seconds().max(0).saturating_add(r));
         let discovered_on_startup = self
             .startup_print
             .as_ref()
@@ -379,18 +412,18 @@ impl PrinterTracker {
         Start {
             filename,
             job_name,
-            printer_job_id: obs.printer_job_id.clone(),
-            printer_start_time: obs.printer_start_time,
+            printer_job_id: obs.printer_job_id.clone().map(cap_name),
+            printer_start_time,
             start_time,
             status: if obs.state == ObservedState::Paused {
                 JobStatus::Paused
             } else {
                 JobStatus::Running
             },
-            progress: obs.progress.unwrap_or(0.0).clamp(0.0, 100.0),
+            progress: finite_progress(obs.progress).unwrap_or(0.0),
             estimated_duration,
             discovered_on_startup,
-            elapsed_s: obs.elapsed_s,
+            elapsed_s,
         }
     }
 
@@ -412,7 +445,7 @@ impl PrinterTracker {
     pub fn progressed(&mut self, status: JobStatus, progress: Option<f64>, elapsed: Option<i64>) {
         if let Some(o) = &mut self.open {
             o.status = status;
-            if let Some(p) = progress {
+            if let Some(p) = finite_progress(progress) {
                 o.last_progress = p;
             }
             if elapsed.is_some() {
@@ -438,6 +471,17 @@ impl PrinterTracker {
     }
 }
 
+/// Progress as the history stores it: finite, within 0–100 (a NaN is no progress).
+pub fn finite_progress(p: Option<f64>) -> Option<f64> {
+    p.filter(|p| p.is_finite()).map(|p| p.clamp(0.0, 100.0))
+}
+
+/// A name as the history stores it: at most `MAX_NAME_LEN` characters, cut with a
+/// marker (the drivers' boundary check already did this; this is defence in depth).
+fn cap_name(s: String) -> String {
+    sanitize::cap_text(&s, MAX_NAME_LEN).unwrap_or(s)
+}
+
 /// Whether two file names name the same file: equal after stripping folders
 /// (`cache/x.3mf` = `x.3mf`), or equal without their print-file extension
 /// (`x.gcode.3mf` = `x.3mf`). Case matters.
@@ -457,5 +501,7 @@ pub fn display_name(filename: &str) -> String {
     base.to_owned()
 }
 
+#[cfg(test)]
+mod start_times;
 #[cfg(test)]
 mod tests;

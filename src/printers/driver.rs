@@ -6,6 +6,11 @@
 //! sink through its `Recipient`: a status is queued in the sink's mailbox, and a driver
 //! waits only while that mailbox is full, so a burst of reports is paced by the consumer
 //! instead of piling up unbounded.
+//!
+//! The Reporter is also where every driver's status passes the printer-value boundary
+//! check (`sanitize.rs`) and where what a printer sends that cannot be used is counted,
+//! logged at most once a minute, and shown (`bad_data` on the status; a printer none of
+//! whose answers could be used shows `connection: "error"` and says why).
 
 use std::time::Duration;
 
@@ -16,8 +21,20 @@ use tokio::time::{Instant, sleep};
 
 use crate::config::{PrinterConfig, Settings};
 use crate::printers::backoff::Backoff;
-use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
+use crate::printers::bad_payloads::{BadPayloads, EXCERPT_CHARS, excerpt};
+use crate::printers::sanitize;
+use crate::printers::status::{BadData, ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
+
+/// While a printer sends unusable payloads between good ones, its status (and so its
+/// `bad_data` counts) is re-sent at most this often: often enough for a dashboard to see
+/// the count move, rarely enough that a printer sending garbage ten times a second does
+/// not make ten statuses a second.
+pub const SKIPPED_STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// Longest reason quoted in `last_error` when every answer was unusable (a parser's
+/// message may quote the printer's data).
+pub const REASON_CHARS: usize = 2 * EXCERPT_CHARS;
 
 /// Timeouts and reconnect pacing. `Default` is what the daemon uses; tests shorten the
 /// backoff so that a reconnect takes a moment instead of a second or more.
@@ -111,6 +128,12 @@ pub fn interval_of(s: &Settings) -> Duration {
 pub struct Reporter {
     status: PrinterStatus,
     sink: Recipient<PrinterEvent>,
+    /// Payloads skipped whole, for counting and rate-limited logging.
+    skipped: BadPayloads,
+    /// Statuses with values dropped or cut by the boundary check.
+    values: BadPayloads,
+    bad_values: u64,
+    last_skip_status: Option<Instant>,
 }
 
 impl Reporter {
@@ -118,6 +141,61 @@ impl Reporter {
         Self {
             status: PrinterStatus::unknown(cfg.id.clone(), cfg.kind, time::now()),
             sink,
+            skipped: BadPayloads::default(),
+            values: BadPayloads::default(),
+            bad_values: 0,
+            last_skip_status: None,
+        }
+    }
+
+    /// What was refused from this printer since the driver started.
+    pub fn bad_data(&self) -> BadData {
+        BadData {
+            skipped_payloads: self.skipped.total(),
+            bad_values: self.bad_values,
+        }
+    }
+
+    /// Counts a payload the driver could not use and logs it (at most once a minute).
+    /// For paths that cannot wait; [`Reporter::skipped`] also shows it.
+    pub fn count_skipped(&mut self, why: &str, payload: &[u8]) {
+        if let Some(n) = self.skipped.record(Instant::now()) {
+            tracing::warn!(
+                error = %sanitize::cap_text(why, REASON_CHARS).as_deref().unwrap_or(why),
+                skipped_since_last_log = n,
+                skipped_total = self.skipped.total(),
+                payload = %excerpt(payload),
+                "skipping a printer answer the driver cannot use"
+            );
+        }
+    }
+
+    /// A payload the driver could not use: counted, logged at most once a minute, and
+    /// shown. `nothing_usable_yet`: no answer of this session could be used, so the
+    /// printer shows `connection: "error"` with the reason, not `connecting`.
+    pub async fn skipped(&mut self, why: &str, payload: &[u8], nothing_usable_yet: bool) {
+        self.count_skipped(why, payload);
+        if nothing_usable_yet {
+            let why = sanitize::cap_text(why, REASON_CHARS).unwrap_or_else(|| why.to_owned());
+            let msg = format!(
+                "the printer answers, but nothing it sent could be used ({why}); check that host and port are this {} printer's and that its firmware is current",
+                self.status.printer_type
+            );
+            if self.status.connection != ConnectionState::Error
+                || self.status.last_error.as_deref() != Some(msg.as_str())
+            {
+                tracing::warn!(reason = %msg, "printer unusable");
+                self.set_connection(ConnectionState::Error, Some(msg)).await;
+                return;
+            }
+        }
+        let now = Instant::now();
+        if self
+            .last_skip_status
+            .is_none_or(|t| now.saturating_duration_since(t) >= SKIPPED_STATUS_EVERY)
+        {
+            self.last_skip_status = Some(now);
+            self.emit().await;
         }
     }
 
@@ -140,9 +218,24 @@ impl Reporter {
         self.emit().await;
     }
 
-    /// Sends the current status, stamped now.
+    /// Sends the current status, stamped now, after the boundary check: every value
+    /// the printer supplied is checked here, whichever driver filled it in.
     pub async fn emit(&mut self) {
-        self.status.observed_at = time::now();
+        let now = time::now();
+        self.status.observed_at = now;
+        let checked = sanitize::check(&mut self.status, now);
+        if !checked.is_clean() {
+            self.bad_values = self.bad_values.saturating_add(checked.count());
+            if let Some(n) = self.values.record(Instant::now()) {
+                tracing::warn!(
+                    values = %checked.describe(),
+                    statuses_since_last_log = n,
+                    bad_values_total = self.bad_values,
+                    "printer values out of range; not used"
+                );
+            }
+        }
+        self.status.bad_data = self.bad_data();
         let ev = PrinterEvent::Status(Box::new(self.status.clone()));
         self.send(ev).await;
     }

@@ -9,9 +9,10 @@ pub mod bambu;
 pub mod driver;
 pub mod manager;
 pub mod prusalink;
+pub mod sanitize;
 pub mod status;
 pub mod view;
 
 pub use actor::{PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
 pub use driver::Tuning;
-pub use status::{ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures};
+pub use status::{BadData, ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures};

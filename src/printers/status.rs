@@ -46,6 +46,17 @@ pub struct Temperatures {
     pub chamber: Option<f64>,
 }
 
+/// What the daemon refused from one printer since its driver started (issue 14): shown
+/// on `GET /api/v1/printers` and summed on `/api/v1/health`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BadData {
+    /// Answers or reports that could not be used at all (not JSON, wrong types, too
+    /// large): skipped whole.
+    pub skipped_payloads: u64,
+    /// Single values out of their sane range (dropped) or names too long (cut).
+    pub bad_values: u64,
+}
+
 /// One printer's full state as its driver last understood it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrinterStatus {
@@ -84,6 +95,8 @@ pub struct PrinterStatus {
     /// The simulator's send stamp of the report behind this status (unix ms), used by
     /// the load harness to measure report-to-WebSocket latency. None from real printers.
     pub sim_sent_at_ms: Option<i64>,
+    /// What was refused from this printer so far (filled in by the `Reporter`).
+    pub bad_data: BadData,
 }
 
 impl PrinterStatus {
@@ -110,6 +123,7 @@ impl PrinterStatus {
             first_after_connect: false,
             observed_at: at,
             sim_sent_at_ms: None,
+            bad_data: BadData::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use super::status::{ConnectionState, PrinterState, PrinterStatus, Temperatures};
+use super::status::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 use crate::domain::{JobId, PrinterId, PrinterType};
 use crate::registry::{Entry, ManagedBy};
 use crate::time;
@@ -53,6 +53,20 @@ impl LiveStates {
             .filter(|l| l.status.connection == ConnectionState::Connected)
             .count()
     }
+
+    /// What the farm's drivers refused, summed over every printer (for /health).
+    pub fn bad_data_total(&self) -> BadData {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .fold(BadData::default(), |t, l| BadData {
+                skipped_payloads: t
+                    .skipped_payloads
+                    .saturating_add(l.status.bad_data.skipped_payloads),
+                bad_values: t.bad_values.saturating_add(l.status.bad_data.bad_values),
+            })
+    }
 }
 
 #[derive(Serialize)]
@@ -72,6 +86,8 @@ pub struct PrinterView<'a> {
     pub current_print: Option<CurrentPrint<'a>>,
     pub temperatures: &'a Temperatures,
     pub updated_at: Option<String>,
+    /// What was refused from this printer since its driver started (`sanitize.rs`).
+    pub bad_data: BadData,
     /// The simulator's stamp of the report behind this status (load harness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sim_sent_at_ms: Option<i64>,
@@ -137,6 +153,7 @@ pub fn view<'a>(entry: &'a Entry, live: Option<&'a Live>) -> PrinterView<'a> {
         current_print,
         temperatures: s.map_or(&NO_TEMPERATURES, |s| &s.temperatures),
         updated_at: s.map(|s| time::format(s.observed_at)),
+        bad_data: s.map(|s| s.bad_data).unwrap_or_default(),
         sim_sent_at_ms: s.and_then(|s| s.sim_sent_at_ms),
     }
 }

@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
-use crate::printers::bad_payloads::{BadPayloads, excerpt};
 use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
@@ -105,11 +104,10 @@ pub async fn run(mut ctx: DriverCtx, pins: SharedPin) {
         ctx.tuning.backoff_max,
         ctx.tuning.stable_after,
     );
-    let mut bad = BadPayloads::default();
     // Announce the printer (connection `connecting`, nothing known yet).
     ctx.reporter.emit().await;
     loop {
-        let end = Session::new(&mut ctx, &pins, &mut backoff, &mut bad)
+        let end = Session::new(&mut ctx, &pins, &mut backoff)
             .run()
             .await;
         let (conn, msg, floor) = match end {
@@ -126,7 +124,6 @@ struct Session<'a> {
     ctx: &'a mut DriverCtx,
     pins: &'a SharedPin,
     backoff: &'a mut Backoff,
-    bad: &'a mut BadPayloads,
     state: BambuState,
     report_topic: String,
     request_topic: String,
@@ -137,14 +134,12 @@ impl<'a> Session<'a> {
         ctx: &'a mut DriverCtx,
         pins: &'a SharedPin,
         backoff: &'a mut Backoff,
-        bad: &'a mut BadPayloads,
     ) -> Self {
         let serial = ctx.cfg.serial.clone().unwrap_or_default();
         Self {
             ctx,
             pins,
             backoff,
-            bad,
             state: BambuState::new(),
             report_topic: format!("device/{serial}/report"),
             request_topic: format!("device/{serial}/request"),
@@ -270,7 +265,7 @@ impl<'a> Session<'a> {
                         self.publish(&client, PUSHING_START);
                     }
                     Some(Bark::Reconnect) if !snapshot_seen => {
-                        return End::Lost(self.no_reports(dog.silent_for(now)));
+                        return self.no_reports(dog.silent_for(now));
                     }
                     Some(Bark::Reconnect) => {
                         return End::Lost(format!(
@@ -281,7 +276,7 @@ impl<'a> Session<'a> {
                     None => {}
                 },
                 Wake::NoSnapshot => {
-                    return End::Lost(self.no_reports(now - connected_at));
+                    return self.no_reports(now - connected_at);
                 }
                 Wake::Settings(open) => settings_open = open,
             }
@@ -291,11 +286,18 @@ impl<'a> Session<'a> {
     /// Why a session that never got a full report is dropped. Often a serial in the
     /// wrong case: the broker accepts any subscription, and the printer publishes
     /// nothing on it (protocols.md §7.1 quirk 13).
-    fn no_reports(&self, after: Duration) -> String {
-        format!(
+    fn no_reports(&self, after: Duration) -> End {
+        let st = self.ctx.reporter.status();
+        if st.connection == ConnectionState::Error
+            && let Some(why) = &st.last_error
+        {
+            // Reports came, but none could be used (`Reporter::skipped` said why).
+            return End::Error(why.clone());
+        }
+        End::Lost(format!(
             "connected, but no full report in {} s despite asking (pushall); check that `serial` is exactly the printer's serial (it is case-sensitive); reconnecting",
             after.as_secs()
-        )
+        ))
     }
 
     /// CONNACK: the session is up. Pins a first-contact certificate, resets the state
@@ -342,6 +344,11 @@ impl<'a> Session<'a> {
                 if !self.state.is_complete() {
                     return;
                 }
+                if st.connection == ConnectionState::Error {
+                    // Only unusable reports before this one (`Reporter::skipped`).
+                    st.connection = ConnectionState::Connected;
+                    st.last_error = None;
+                }
                 self.state.fill(st);
                 st.first_after_connect = !*snapshot_seen;
                 *snapshot_seen = true;
@@ -351,19 +358,14 @@ impl<'a> Session<'a> {
             Ok(Applied::Other) => {
                 self.ctx.reporter.status_mut().last_seen = Some(time::now());
             }
-            Err(e) => self.bad_payload(&e, payload),
-        }
-    }
-
-    fn bad_payload(&mut self, e: &ReportError, payload: &[u8]) {
-        if let Some(n) = self.bad.record(Instant::now()) {
-            tracing::warn!(
-                error = %e,
-                skipped_since_last_log = n,
-                skipped_total = self.bad.total(),
-                payload = %excerpt(payload),
-                "skipping a report the driver cannot use"
-            );
+            Err(e) => {
+                // Counted and logged; while no report of this session could be used,
+                // the printer shows `error` with the reason.
+                self.ctx
+                    .reporter
+                    .skipped(&e.to_string(), payload, !*snapshot_seen)
+                    .await
+            }
         }
     }
 
@@ -414,7 +416,7 @@ impl<'a> Session<'a> {
                     size: n,
                     limit: MAX_PACKET_BYTES,
                 };
-                self.bad_payload(&err, b"");
+                self.ctx.reporter.count_skipped(&err.to_string(), b"");
                 End::Lost(format!(
                     "the printer sent a {n}-byte message, over the {MAX_PACKET_BYTES}-byte limit; reconnecting"
                 ))

@@ -10,7 +10,10 @@
 //! What the document alone cannot say is remembered per print (`JobMemory`): that a
 //! cancel code was seen (the printer clears `print_error` a few seconds after `FAILED`,
 //! §2.7 g), and the last non-zero progress and layer counters (zeroed on cancel, and
-//! `total_layer_num` may be sent only once, §7.1 quirk 11).
+//! `total_layer_num` may be sent only once, §7.1 quirk 11), and the previous print's
+//! `gcode_start_time`, which an X1 keeps reporting through the next print's PREPARE: a
+//! start time equal to it is not this print's (protocols.md §10: "only if non-zero and
+//! different from the previous job's value").
 //!
 //! A report whose known fields have the wrong type is refused as a whole, so the
 //! document only ever holds values of the documented types. And it holds only those
@@ -103,6 +106,9 @@ struct JobMemory {
     progress: Option<f64>,
     layer: Option<u32>,
     total_layers: Option<u32>,
+    /// The `gcode_start_time` the printer reported before this print began, when a
+    /// previous print (or an idle printer) was known: the previous print's, not this one's.
+    stale_start: Option<String>,
 }
 
 /// One printer's merged report document.
@@ -172,9 +178,10 @@ impl BambuState {
         }
         let full = print.contains_key("gcode_state")
             && (print.contains_key("gcode_file") || print.contains_key("subtask_name"));
+        let start_before = self.text("gcode_start_time");
         merge(&mut self.doc, print);
         self.complete |= full;
-        self.remember();
+        self.remember(start_before);
         Ok(Applied::Status)
     }
 
@@ -228,8 +235,9 @@ impl BambuState {
         })
     }
 
-    /// Updates the per-print memory after a merge.
-    fn remember(&mut self) {
+    /// Updates the per-print memory after a merge; `start_before` is the
+    /// `gcode_start_time` the document held before it.
+    fn remember(&mut self, start_before: Option<String>) {
         let state = self.gcode_state();
         let active = match state {
             Some(PrinterState::Preparing | PrinterState::Printing | PrinterState::Paused) => {
@@ -248,7 +256,13 @@ impl BambuState {
             let new_print = self.memory.active != Some(true)
                 || matches!((&self.memory.key, &key), (Some(a), Some(b)) if a != b);
             if new_print {
+                // A print or an idle printer was known before this one: the start time
+                // it reported belongs to that print until the printer sets a new one.
+                let known_before = self.memory.active.is_some();
                 self.memory = JobMemory::default();
+                if known_before {
+                    self.memory.stale_start = start_before.map(|t| t.trim().to_owned());
+                }
             }
             if key.is_some() {
                 self.memory.key = key;
@@ -292,7 +306,10 @@ impl BambuState {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty());
         s.printer_job_id = job_id(self.text("subtask_id"), self.text("task_id"));
-        s.printer_start_time = self.text("gcode_start_time").and_then(|t| start_time(&t));
+        s.printer_start_time = self
+            .text("gcode_start_time")
+            .filter(|t| self.memory.stale_start.as_deref() != Some(t.trim()))
+            .and_then(|t| start_time(&t));
         s.elapsed_s = None;
         let progress = self.number("mc_percent").map(|p| p.clamp(0.0, 100.0));
         s.progress = match progress {
@@ -531,9 +548,13 @@ pub fn job_id(subtask_id: Option<String>, task_id: Option<String>) -> Option<Str
     useful(subtask_id).or_else(|| useful(task_id))
 }
 
-/// `gcode_start_time` (unix seconds as text) as a time; "0", empty or nonsense → None.
+/// `gcode_start_time` (unix seconds as text, or a number some firmware sends as
+/// `1738671939.0`) as a time; "0", empty or nonsense → None. Whether the time is
+/// plausible is the boundary check's call (`sanitize.rs`).
 pub fn start_time(s: &str) -> Option<crate::time::Timestamp> {
-    let secs: i64 = s.trim().parse().ok()?;
+    let s = s.trim();
+    let s = s.strip_suffix(".0").unwrap_or(s);
+    let secs: i64 = s.parse().ok()?;
     if secs <= 0 {
         return None;
     }

@@ -35,6 +35,11 @@ pub enum HttpError {
     /// An answer we cannot use (status code, size, body).
     #[error("{0}")]
     BadAnswer(String),
+    /// The printer answered with a redirect. Never followed: every request carries the
+    /// printer's credentials (`X-Api-Key`, Digest), which must go to the printer and
+    /// nowhere else.
+    #[error("{0}")]
+    Redirected(String),
 }
 
 /// An answer that came back.
@@ -76,6 +81,9 @@ fn shared_http(connect_timeout: Duration) -> Result<reqwest::Client, HttpError> 
         // has few sockets to spare (§3.1).
         .pool_max_idle_per_host(1)
         .pool_idle_timeout(Duration::from_secs(90))
+        // Never follow a redirect: it would send the printer's API key or Digest answer
+        // to whatever host the `Location` names (issue 14).
+        .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .user_agent(concat!("printfarmd/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -194,6 +202,12 @@ impl Client {
                 Auth::ApiKey(_) => "the printer refused the API key; check the password/API key under Settings > Network > PrusaLink on the printer".into(),
                 Auth::Digest(_) => "the printer refused the user name or password; check the password under Settings > Network > PrusaLink on the printer".into(),
             }));
+        }
+        if status.is_redirection() {
+            return Err(HttpError::Redirected(format!(
+                "{} answered GET {path} with a redirect ({status}) to another address; printfarmd does not follow redirects, which would send the printer's credentials elsewhere: set `host` and `port` to the printer's own address",
+                self.base
+            )));
         }
         if !(status.is_success() || status == StatusCode::NOT_FOUND) {
             return Err(HttpError::BadAnswer(format!(

@@ -20,7 +20,6 @@ use reqwest::StatusCode;
 use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
-use crate::printers::bad_payloads::{BadPayloads, excerpt};
 use crate::printers::driver::{self, DriverCtx};
 use crate::printers::status::ConnectionState;
 use crate::time;
@@ -56,12 +55,11 @@ pub async fn run(mut ctx: DriverCtx) {
         ctx.tuning.backoff_max,
         ctx.tuning.stable_after,
     );
-    let mut bad = BadPayloads::default();
     let mut memory = PrusaState::default();
     // Announce the printer (connection `connecting`, nothing known yet).
     ctx.reporter.emit().await;
     loop {
-        let end = session(&mut ctx, &mut backoff, &mut bad, &mut memory).await;
+        let end = session(&mut ctx, &mut backoff, &mut memory).await;
         let (conn, msg, floor) = match end {
             End::Lost(m) => (ConnectionState::Disconnected, m, Duration::ZERO),
             End::AuthFailed(m) => (ConnectionState::AuthFailed, m, ctx.tuning.auth_retry),
@@ -74,7 +72,6 @@ pub async fn run(mut ctx: DriverCtx) {
 async fn session(
     ctx: &mut DriverCtx,
     backoff: &mut Backoff,
-    bad: &mut BadPayloads,
     memory: &mut PrusaState,
 ) -> End {
     let client = match Client::new(
@@ -138,15 +135,9 @@ async fn session(
                 ctx.reporter.status_mut().first_after_connect = false;
             }
             Ok(Polled::Bad(why, body)) => {
-                if let Some(n) = bad.record(Instant::now()) {
-                    tracing::warn!(
-                        error = %why,
-                        skipped_since_last_log = n,
-                        skipped_total = bad.total(),
-                        payload = %excerpt(&body),
-                        "skipping an answer the driver cannot use"
-                    );
-                }
+                // Counted and logged; a printer none of whose answers could be used
+                // shows `error` with the reason.
+                ctx.reporter.skipped(&why, &body, !connected).await;
             }
             Err(e) => return from_http(e),
         }
@@ -167,6 +158,7 @@ fn from_http(e: HttpError) -> End {
         HttpError::Unreachable(m) => End::Lost(m),
         HttpError::Unauthorized(m) => End::AuthFailed(m),
         HttpError::BadAnswer(m) => End::Lost(m),
+        HttpError::Redirected(m) => End::Error(m),
     }
 }
 
