@@ -7,6 +7,8 @@ mod backoff;
 mod bad_payloads;
 pub mod bambu;
 pub mod driver;
+#[cfg(test)]
+mod fuzz;
 pub mod manager;
 pub mod prusalink;
 pub mod sanitize;

@@ -279,8 +279,8 @@ impl BambuState {
             }
         }
         if active == Some(true) {
-            if let Some(p) = self.number("mc_percent").filter(|p| *p > 0.0) {
-                self.memory.progress = Some(p.min(100.0));
+            if let Some(p) = self.number("mc_percent").filter(|p| *p > 0.0 && *p <= 100.0) {
+                self.memory.progress = Some(p);
             }
             if let Some(l) = self.count("layer_num").filter(|l| *l > 0) {
                 self.memory.layer = Some(l);
@@ -311,7 +311,8 @@ impl BambuState {
             .filter(|t| self.memory.stale_start.as_deref() != Some(t.trim()))
             .and_then(|t| start_time(&t));
         s.elapsed_s = None;
-        let progress = self.number("mc_percent").map(|p| p.clamp(0.0, 100.0));
+        // Out of 0–100 is dropped (and counted) by the boundary check, not clamped.
+        let progress = self.number("mc_percent");
         s.progress = match progress {
             Some(p) if p == 0.0 && ended => self.memory.progress.or(Some(0.0)),
             other => other,

@@ -112,13 +112,17 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     serde_json::from_value(v).map_err(|e| BodyError::WrongType(e.to_string()))
 }
 
+/// Seconds as a whole number. The cast saturates (a `time_printing` of 1e300 becomes
+/// `i64::MAX`), so the boundary check sees an absurd value and drops it, counted.
 fn secs(v: Option<f64>) -> Option<i64> {
     v.filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| s.round() as i64)
 }
 
+/// Progress as the printer said it; out of 0–100 is dropped (and counted) by the
+/// boundary check (`sanitize.rs`), not clamped.
 fn percent(v: Option<f64>) -> Option<f64> {
-    v.filter(|p| p.is_finite()).map(|p| p.clamp(0.0, 100.0))
+    v.filter(|p| p.is_finite())
 }
 
 /// Strips folders (`/usb/x.bgcode` → `x.bgcode`).
