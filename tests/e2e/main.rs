@@ -7,5 +7,6 @@
 mod harness;
 
 mod autojobs;
+mod printer_values;
 mod printers;
 mod rig;
