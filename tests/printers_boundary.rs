@@ -43,8 +43,7 @@ fn creator() -> Creator {
     // On a thread of its own, so that it drains the events the JobCreator publishes
     // (a full mailbox would hold the JobCreator's `publish`).
     let arbiter = actix::Arbiter::new();
-    let broadcaster =
-        Broadcaster::start_in_arbiter(&arbiter.handle(), |_| Broadcaster::new());
+    let broadcaster = Broadcaster::start_in_arbiter(&arbiter.handle(), |_| Broadcaster::new());
     let settings = tokio::sync::watch::channel(Settings {
         job_creation_auto_create: true,
         monitoring_interval: 30,
@@ -101,11 +100,8 @@ fn x1_prints(linger: bool) -> Vec<Job> {
     let mut c = creator();
     let base = now_s() - Duration::minutes(10);
     let mut state = BambuState::new();
-    let mut status = PrinterStatus::unknown(
-        PrinterId::new("x1").unwrap(),
-        PrinterType::Bambu,
-        base,
-    );
+    let mut status =
+        PrinterStatus::unknown(PrinterId::new("x1").unwrap(), PrinterType::Bambu, base);
     status.connection = printfarmd::printers::ConnectionState::Connected;
     let mut send = |c: &mut Creator, at: i64, print: serde_json::Value| {
         let mut p = print;
@@ -120,29 +116,49 @@ fn x1_prints(linger: bool) -> Vec<Job> {
     };
     let unix = |at: i64| (base + Duration::seconds(at)).timestamp().to_string();
     let mut start = "0".to_owned();
-    send(&mut c, 0, json!({"gcode_state": "IDLE", "gcode_file": "", "subtask_name": "",
-        "task_id": "0", "subtask_id": "0", "gcode_start_time": "0", "mc_percent": 0}));
+    send(
+        &mut c,
+        0,
+        json!({"gcode_state": "IDLE", "gcode_file": "", "subtask_name": "",
+        "task_id": "0", "subtask_id": "0", "gcode_start_time": "0", "mc_percent": 0}),
+    );
     for n in 1..=3i64 {
         let t0 = n * 100;
         let (task, sub) = ((1000 + 2 * n).to_string(), (1001 + 2 * n).to_string());
-        let prep_start = if linger { start.clone() } else { "0".to_owned() };
+        let prep_start = if linger {
+            start.clone()
+        } else {
+            "0".to_owned()
+        };
         let file = "/data/Metadata/plate_1.gcode";
         let name = format!("part_{n}");
         for s in 0..2 {
-            send(&mut c, t0 + s, json!({"gcode_state": "PREPARE", "gcode_file": file,
+            send(
+                &mut c,
+                t0 + s,
+                json!({"gcode_state": "PREPARE", "gcode_file": file,
                 "subtask_name": name, "task_id": task, "subtask_id": sub,
-                "gcode_start_time": prep_start, "mc_percent": 0, "mc_remaining_time": 0}));
+                "gcode_start_time": prep_start, "mc_percent": 0, "mc_remaining_time": 0}),
+            );
         }
         start = unix(t0 + 2);
         for s in 2..22 {
-            send(&mut c, t0 + s, json!({"gcode_state": "RUNNING", "gcode_file": file,
+            send(
+                &mut c,
+                t0 + s,
+                json!({"gcode_state": "RUNNING", "gcode_file": file,
                 "subtask_name": name, "task_id": task, "subtask_id": sub,
-                "gcode_start_time": start, "mc_percent": (s - 2) * 5, "mc_remaining_time": 1}));
+                "gcode_start_time": start, "mc_percent": (s - 2) * 5, "mc_remaining_time": 1}),
+            );
         }
         for s in 22..26 {
-            send(&mut c, t0 + s, json!({"gcode_state": "FINISH", "gcode_file": file,
+            send(
+                &mut c,
+                t0 + s,
+                json!({"gcode_state": "FINISH", "gcode_file": file,
                 "subtask_name": name, "task_id": task, "subtask_id": sub,
-                "gcode_start_time": start, "mc_percent": 100, "mc_remaining_time": 0}));
+                "gcode_start_time": start, "mc_percent": 100, "mc_remaining_time": 0}),
+            );
         }
     }
     c.jobs("x1")
@@ -160,7 +176,10 @@ fn consecutive_x1_prints_through_the_job_creator_start_with_their_own_print() {
             assert!(start < end, "linger={linger}: {j:#?}");
             // A 20 s print, prepared for 2 s: never the 100 s since the previous start.
             let took = j.actual_duration.unwrap();
-            assert!((20..=26).contains(&took), "linger={linger}: took {took} s: {j:#?}");
+            assert!(
+                (20..=26).contains(&took),
+                "linger={linger}: took {took} s: {j:#?}"
+            );
             // The printer's start time learned is this print's own (2 s into it).
             let own = (start + Duration::seconds(2)).timestamp();
             assert_eq!(
@@ -170,7 +189,10 @@ fn consecutive_x1_prints_through_the_job_creator_start_with_their_own_print() {
             );
             if i > 0 {
                 let prev_end = jobs[i - 1].end_time.unwrap();
-                assert!(start >= prev_end, "linger={linger}: job {i} overlaps: {jobs:#?}");
+                assert!(
+                    start >= prev_end,
+                    "linger={linger}: job {i} overlaps: {jobs:#?}"
+                );
             }
         }
     }
@@ -191,7 +213,12 @@ fn any_observation(base: Timestamp) -> impl Strategy<Value = Observation> {
         )
         .unwrap()
     });
-    let f64s = prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), 0.0..=100.0];
+    let f64s = prop_oneof![
+        any::<f64>(),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        0.0..=100.0
+    ];
     (
         (state, 0u8..3, 0u8..3, any::<bool>()),
         (
@@ -202,22 +229,28 @@ fn any_observation(base: Timestamp) -> impl Strategy<Value = Observation> {
         ),
         0i64..100_000,
     )
-        .prop_map(move |((state, file, id, first), (start, elapsed, progress, remaining), at)| {
-            Observation {
-                printer_type: if id == 2 { PrinterType::Prusalink } else { PrinterType::Bambu },
-                connected: true,
-                state,
-                filename: (file > 0).then(|| "é".repeat(usize::from(file) * 300)),
-                job_name: (file == 2).then(|| "n".repeat(2000)),
-                printer_job_id: (id > 0).then(|| format!("{id}")),
-                printer_start_time: start,
-                elapsed_s: elapsed,
-                progress,
-                remaining_s: remaining,
-                first_after_connect: first,
-                at: base + Duration::seconds(at),
-            }
-        })
+        .prop_map(
+            move |((state, file, id, first), (start, elapsed, progress, remaining), at)| {
+                Observation {
+                    printer_type: if id == 2 {
+                        PrinterType::Prusalink
+                    } else {
+                        PrinterType::Bambu
+                    },
+                    connected: true,
+                    state,
+                    filename: (file > 0).then(|| "é".repeat(usize::from(file) * 300)),
+                    job_name: (file == 2).then(|| "n".repeat(2000)),
+                    printer_job_id: (id > 0).then(|| format!("{id}")),
+                    printer_start_time: start,
+                    elapsed_s: elapsed,
+                    progress,
+                    remaining_s: remaining,
+                    first_after_connect: first,
+                    at: base + Duration::seconds(at),
+                }
+            },
+        )
 }
 
 /// Defence in depth: observations straight into the JobCreator, without the drivers'
@@ -251,7 +284,10 @@ fn no_observation_makes_the_job_creator_panic_or_store_an_unreadable_row() {
                 prop_assert!(j.estimated_duration.is_none_or(|d| d >= 0));
                 prop_assert!(j.actual_duration.is_none_or(|d| d >= 0));
                 if let Some(t) = j.printer_start_time {
-                    prop_assert!(sanitize::start_time_ok(t, base + Duration::seconds(100_000)) || sanitize::start_time_ok(t, base));
+                    prop_assert!(
+                        sanitize::start_time_ok(t, base + Duration::seconds(100_000))
+                            || sanitize::start_time_ok(t, base)
+                    );
                 }
             }
             Ok(())

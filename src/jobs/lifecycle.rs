@@ -379,7 +379,8 @@ impl PrinterTracker {
         }
         let earlier = |r: &Recent| {
             r.print.printer_start_time.is_some_and(|prev| t <= prev)
-                && (r.print.printer_job_id.is_none() || r.print.printer_job_id != obs.printer_job_id)
+                && (r.print.printer_job_id.is_none()
+                    || r.print.printer_job_id != obs.printer_job_id)
         };
         (!self.recent.iter().any(earlier)).then_some(t)
     }

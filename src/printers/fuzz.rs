@@ -164,7 +164,14 @@ const V1_JOB_KEYS: &[&str] = &["id", "progress", "time_remaining", "time_printin
 /// A `/api/v1/status` body: the real shape with any values, or any object.
 fn prusa_status() -> impl Strategy<Value = Vec<u8>> {
     let state = prop::sample::select(vec![
-        "IDLE", "PRINTING", "PAUSED", "FINISHED", "STOPPED", "ERROR", "ATTENTION", "??",
+        "IDLE",
+        "PRINTING",
+        "PAUSED",
+        "FINISHED",
+        "STOPPED",
+        "ERROR",
+        "ATTENTION",
+        "??",
     ]);
     (
         object_of(V1_JOB_KEYS),

@@ -17,4 +17,6 @@ pub mod view;
 
 pub use actor::{PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
 pub use driver::Tuning;
-pub use status::{BadData, ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures};
+pub use status::{
+    BadData, ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures,
+};

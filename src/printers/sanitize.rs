@@ -82,10 +82,20 @@ pub fn check(s: &mut PrinterStatus, now: Timestamp) -> Checked {
         c.dropped.push("printer_start_time");
     }
     drop_if(&mut s.elapsed_s, "elapsed_s", |v| duration_ok(*v), &mut c);
-    drop_if(&mut s.remaining_s, "remaining_s", |v| duration_ok(*v), &mut c);
+    drop_if(
+        &mut s.remaining_s,
+        "remaining_s",
+        |v| duration_ok(*v),
+        &mut c,
+    );
     drop_if(&mut s.progress, "progress", |p| progress_ok(*p), &mut c);
     drop_if(&mut s.layer, "layer", |l| *l <= MAX_LAYERS, &mut c);
-    drop_if(&mut s.total_layers, "total_layers", |l| *l <= MAX_LAYERS, &mut c);
+    drop_if(
+        &mut s.total_layers,
+        "total_layers",
+        |l| *l <= MAX_LAYERS,
+        &mut c,
+    );
     if let (Some(l), Some(t)) = (s.layer, s.total_layers)
         && t > 0
         && l > t
@@ -158,10 +168,7 @@ pub fn cap_text(s: &str, max: usize) -> Option<String> {
     let max = max.max(1);
     // The byte offset of the `max`-th char, if there is one: beyond it, s is too long.
     s.char_indices().nth(max)?;
-    let keep = s
-        .char_indices()
-        .nth(max - 1)
-        .map_or(s.len(), |(at, _)| at);
+    let keep = s.char_indices().nth(max - 1).map_or(s.len(), |(at, _)| at);
     let mut out = String::with_capacity(keep + CUT_MARKER.len_utf8());
     out.push_str(&s[..keep]);
     out.push(CUT_MARKER);

@@ -46,7 +46,10 @@ fn assert_consecutive(jobs: &[Value], longest_s: i64) -> Vec<Value> {
         assert!(took <= longest_s, "job {i} took {took} s: {j}");
         if i > 0 {
             let prev_end = time_of(&jobs[i - 1]["end_time"]);
-            assert!(start >= prev_end, "job {i} starts before the previous ended: {jobs:#?}");
+            assert!(
+                start >= prev_end,
+                "job {i} starts before the previous ended: {jobs:#?}"
+            );
         }
     }
     jobs
@@ -90,18 +93,27 @@ async fn x1_prints_one_after_another_each_start_with_their_own_print() {
         // The printer start time recorded is this print's: within the job (the
         // printer's clock has whole seconds, so it may read up to 1 s early).
         let t = time_of(&j["customer_info"]["printer_start_time"]);
-        assert!(t >= time_of(&j["start_time"]) - chrono::Duration::seconds(1), "{j}");
+        assert!(
+            t >= time_of(&j["start_time"]) - chrono::Duration::seconds(1),
+            "{j}"
+        );
         assert!(t <= time_of(&j["end_time"]), "{j}");
     }
     let replayed = r
-        .wait_jobs("printer_id=bambu_2", "three recorded prints completed", |j| {
-            j.len() == 3 && j.iter().all(|j| j["status"] == "completed")
-        })
+        .wait_jobs(
+            "printer_id=bambu_2",
+            "three recorded prints completed",
+            |j| j.len() == 3 && j.iter().all(|j| j["status"] == "completed"),
+        )
         .await;
     assert_eq!(statuses(&replayed), ["completed"; 3]);
     for (n, j) in assert_consecutive(&replayed, 5).iter().enumerate() {
         let own = DateTime::from_timestamp(now + 3 * (n as i64 + 1), 0).unwrap();
-        assert_eq!(time_of(&j["customer_info"]["printer_start_time"]), own, "{j}");
+        assert_eq!(
+            time_of(&j["customer_info"]["printer_start_time"]),
+            own,
+            "{j}"
+        );
     }
 }
 
@@ -117,7 +129,10 @@ async fn absurd_bambu_values_are_dropped_counted_and_never_break_the_history() {
                "mc_remaining_time": 1e300})
     };
     let (_dir, path) = replay(&[
-        (300, json!({"command": "push_status", "gcode_state": "IDLE", "gcode_file": "", "subtask_name": ""})),
+        (
+            300,
+            json!({"command": "push_status", "gcode_state": "IDLE", "gcode_file": "", "subtask_name": ""}),
+        ),
         (400, hostile("RUNNING")),
         (400, hostile("RUNNING")),
         (400, hostile("FINISH")),
@@ -131,12 +146,17 @@ async fn absurd_bambu_values_are_dropped_counted_and_never_break_the_history() {
     let j = &jobs[0];
     let start = time_of(&j["start_time"]);
     assert!((start - Utc::now()).num_minutes().abs() < 10, "{j}");
-    assert!(j["customer_info"].get("printer_start_time").is_none(), "{j}");
+    assert!(
+        j["customer_info"].get("printer_start_time").is_none(),
+        "{j}"
+    );
     let name = j["job_name"].as_str().unwrap();
     assert_eq!(name.chars().count(), 512);
     assert!(name.ends_with('…'));
     assert!(j["estimated_duration"].is_null(), "{j}");
-    let (code, one) = r.d.get(&format!("/api/v1/jobs/{}", j["id"].as_str().unwrap())).await;
+    let (code, one) =
+        r.d.get(&format!("/api/v1/jobs/{}", j["id"].as_str().unwrap()))
+            .await;
     assert_eq!(code, 200, "{one}");
     // Counted on the printer and the farm; a garbage report is skipped and counted too.
     let p = r
@@ -209,12 +229,18 @@ async fn absurd_prusalink_times_are_dropped_and_unusable_printers_show_error() {
             .run(),
     ));
     toml.push_str(&printer_toml("garbage", port, "k"));
-    let sim = farm().bambu(1, printfarmd::sim::Style::P1).start().await.unwrap();
+    let sim = farm()
+        .bambu(1, printfarmd::sim::Style::P1)
+        .start()
+        .await
+        .unwrap();
     let d = rig::start_daemon(DAEMON_EXTRA, format!("{}{toml}", sim.config_toml())).await;
     let r = Rig { sim, d };
     for id in ["absurd_0", "absurd_1"] {
         let jobs = r
-            .wait_jobs(&format!("printer_id={id}"), "the print's job", |j| j.len() == 1)
+            .wait_jobs(&format!("printer_id={id}"), "the print's job", |j| {
+                j.len() == 1
+            })
             .await;
         let start = time_of(&jobs[0]["start_time"]);
         assert!((start - Utc::now()).num_minutes().abs() < 10, "{}", jobs[0]);
@@ -226,7 +252,8 @@ async fn absurd_prusalink_times_are_dropped_and_unusable_printers_show_error() {
         .await;
     }
     // The rest of the farm is still recorded.
-    r.wait_printer("bambu_1", "connected", |p| p["state"] == "idle").await;
+    r.wait_printer("bambu_1", "connected", |p| p["state"] == "idle")
+        .await;
     r.act("bambu_1", print("after.3mf", 2)).await;
     r.wait_jobs("printer_id=bambu_1", "a job on the healthy printer", |j| {
         j.len() == 1 && j[0]["status"] == "completed"
@@ -234,13 +261,16 @@ async fn absurd_prusalink_times_are_dropped_and_unusable_printers_show_error() {
     .await;
     let g = r
         .wait_printer("garbage", "unusable answers shown as an error", |p| {
-            p["connection"] == "error" && p["bad_data"]["skipped_payloads"].as_u64().unwrap_or(0) >= 2
+            p["connection"] == "error"
+                && p["bad_data"]["skipped_payloads"].as_u64().unwrap_or(0) >= 2
         })
         .await;
     let why = g["last_error"].as_str().unwrap();
     assert!(why.contains("nothing it sent could be used"), "{why}");
     let h = r
-        .wait_health("farm totals", |h| h["printers"]["skipped_payloads"].as_u64().unwrap_or(0) >= 2)
+        .wait_health("farm totals", |h| {
+            h["printers"]["skipped_payloads"].as_u64().unwrap_or(0) >= 2
+        })
         .await;
     assert_eq!(h["status"], "ok", "{h}");
     let (code, list) = r.d.get("/api/v1/jobs").await;
@@ -267,7 +297,10 @@ async fn a_prusalink_redirect_is_never_followed_and_the_printer_shows_why() {
     let redirect = warp::path::full().map(move |p: warp::path::FullPath| {
         warp::http::Response::builder()
             .status(302)
-            .header("Location", format!("http://127.0.0.1:{elsewhere_port}{}", p.as_str()))
+            .header(
+                "Location",
+                format!("http://127.0.0.1:{elsewhere_port}{}", p.as_str()),
+            )
             .body(String::new())
             .unwrap()
     });
@@ -278,7 +311,11 @@ async fn a_prusalink_redirect_is_never_followed_and_the_printer_shows_why() {
         "the printer shows the redirect",
         async || {
             let (_, p) = d.get("/api/v1/printers/moved").await;
-            if p["connection"] == "error" { Ok(p) } else { Err(p) }
+            if p["connection"] == "error" {
+                Ok(p)
+            } else {
+                Err(p)
+            }
         },
         |p| format!("printer = {p}\nlog:\n{}", rig::tail(&d.log(), 30)),
     )
@@ -287,8 +324,15 @@ async fn a_prusalink_redirect_is_never_followed_and_the_printer_shows_why() {
     assert!(why.contains("redirect"), "{why}");
     // Give a follow-up request time to go out if the client followed redirects.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 0, "a request reached the redirect target");
-    assert!(!format!("{p}{}", d.log()).contains(key), "the API key leaked");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "a request reached the redirect target"
+    );
+    assert!(
+        !format!("{p}{}", d.log()).contains(key),
+        "the API key leaked"
+    );
     a.abort();
     b.abort();
 }

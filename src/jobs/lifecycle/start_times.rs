@@ -22,7 +22,11 @@ fn x1(at: i64, state: ObservedState, n: u32, start: Option<i64>) -> Observation 
         printer_job_id: (n > 0).then(|| format!("{}", 1000 + n)),
         printer_start_time: start.map(|s| base() + Duration::seconds(s)),
         elapsed_s: None,
-        progress: Some(if state == ObservedState::Finished { 100.0 } else { 10.0 }),
+        progress: Some(if state == ObservedState::Finished {
+            100.0
+        } else {
+            10.0
+        }),
         remaining_s: Some(60),
         first_after_connect: false,
         at: base() + Duration::seconds(at),

@@ -107,9 +107,7 @@ pub async fn run(mut ctx: DriverCtx, pins: SharedPin) {
     // Announce the printer (connection `connecting`, nothing known yet).
     ctx.reporter.emit().await;
     loop {
-        let end = Session::new(&mut ctx, &pins, &mut backoff)
-            .run()
-            .await;
+        let end = Session::new(&mut ctx, &pins, &mut backoff).run().await;
         let (conn, msg, floor) = match end {
             End::Lost(m) => (ConnectionState::Disconnected, m, Duration::ZERO),
             End::AuthFailed(m) => (ConnectionState::AuthFailed, m, ctx.tuning.auth_retry),
@@ -130,11 +128,7 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(
-        ctx: &'a mut DriverCtx,
-        pins: &'a SharedPin,
-        backoff: &'a mut Backoff,
-    ) -> Self {
+    fn new(ctx: &'a mut DriverCtx, pins: &'a SharedPin, backoff: &'a mut Backoff) -> Self {
         let serial = ctx.cfg.serial.clone().unwrap_or_default();
         Self {
             ctx,

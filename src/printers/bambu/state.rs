@@ -279,7 +279,10 @@ impl BambuState {
             }
         }
         if active == Some(true) {
-            if let Some(p) = self.number("mc_percent").filter(|p| *p > 0.0 && *p <= 100.0) {
+            if let Some(p) = self
+                .number("mc_percent")
+                .filter(|p| *p > 0.0 && *p <= 100.0)
+            {
                 self.memory.progress = Some(p);
             }
             if let Some(l) = self.count("layer_num").filter(|l| *l > 0) {

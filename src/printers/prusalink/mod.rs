@@ -69,11 +69,7 @@ pub async fn run(mut ctx: DriverCtx) {
     }
 }
 
-async fn session(
-    ctx: &mut DriverCtx,
-    backoff: &mut Backoff,
-    memory: &mut PrusaState,
-) -> End {
+async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaState) -> End {
     let client = match Client::new(
         &ctx.cfg,
         ctx.tuning.connect_timeout,
