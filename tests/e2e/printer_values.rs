@@ -137,7 +137,24 @@ async fn absurd_bambu_values_are_dropped_counted_and_never_break_the_history() {
         (400, hostile("RUNNING")),
         (400, hostile("FINISH")),
     ]);
-    let r = Rig::start(farm().replay("bambu_1", &path)).await;
+    // bambu_2 sends nothing usable: every report's `print` is not an object.
+    let (_dir2, garbage) = replay(&[(300, json!("x")), (300, json!([1])), (300, json!(7))]);
+    let sim = farm()
+        .replay("bambu_1", &path)
+        .replay("bambu_2", &garbage)
+        .start()
+        .await
+        .unwrap();
+    let d = rig::start_daemon(DAEMON_EXTRA, sim.config_toml()).await;
+    let r = Rig { sim, d };
+    let g = r
+        .wait_printer("bambu_2", "unusable reports shown as an error", |p| {
+            p["connection"] == "error"
+                && p["bad_data"]["skipped_payloads"].as_u64().unwrap_or(0) >= 1
+        })
+        .await;
+    let why = g["last_error"].as_str().unwrap();
+    assert!(why.contains("nothing it sent could be used"), "{why}");
     let jobs = r
         .wait_jobs("", "the hostile print completed", |j| {
             j.len() == 1 && j[0]["status"] == "completed"
