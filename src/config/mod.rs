@@ -7,17 +7,25 @@
 //! are applied on top later, from the database (see `settings.rs`).
 //!
 //! Unknown keys are errors that name the key and the file; after parsing, `validate`
-//! checks what types alone cannot (unique ids, required credentials, ranges).
+//! checks what types alone cannot (unique ids, one entry per device, a driver for the
+//! type, required credentials, ranges). Errors never quote a value (`errors.rs`); the
+//! environment layer reads only the keys the config defines (`env.rs`).
 
+pub mod env;
+pub mod errors;
+#[cfg(test)]
+mod fuzz;
 mod secret;
 pub mod settings;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
 pub use secret::Secret;
@@ -33,6 +41,9 @@ pub const ENV_PREFIX: &str = "PRINTFARMD_";
 pub const SEED_AUTO_CREATE_ENV: &str = "JOB_CREATION_AUTO_CREATE";
 /// Looked for in the working directory when neither `--config` nor `PRINTFARMD_CONFIG` is set.
 pub const DEFAULT_CONFIG_FILE: &str = "daemon.toml";
+/// Largest config file read: ~2,000 printers take ~400 KB; a bigger file is a mistake
+/// (a log or a binary passed as `--config`), not a farm.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +197,18 @@ impl PrinterConfig {
     /// What this printer needs that types alone cannot say.
     pub fn validate(&self) -> Result<(), String> {
         let id = &self.id;
+        if !self.kind.has_driver() {
+            return Err(format!(
+                "printer {id}: type {} has no driver yet; supported types: {}",
+                self.kind,
+                PrinterType::ALL
+                    .iter()
+                    .filter(|t| t.has_driver())
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if self.host.trim().is_empty() {
             return Err(format!("printer {id}: host must not be empty"));
         }
@@ -218,6 +241,45 @@ impl PrinterConfig {
         }
         Ok(())
     }
+
+    /// The host and port the daemon connects to, as compared for duplicates.
+    fn endpoint(&self) -> (String, u16) {
+        (
+            self.host.trim().to_ascii_lowercase(),
+            self.port_or_default(),
+        )
+    }
+
+    /// The Bambu serial, as compared for duplicates.
+    fn bambu_serial(&self) -> Option<String> {
+        (self.kind == PrinterType::Bambu)
+            .then(|| {
+                self.serial
+                    .as_deref()
+                    .map(|s| s.trim().to_ascii_uppercase())
+            })
+            .flatten()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Why `other` (another id) is the same device as this entry, if it is: the same
+    /// Bambu serial, or the same host and port. Every print would be recorded twice.
+    pub fn same_device_as(&self, other: &PrinterConfig) -> Option<&'static str> {
+        if self.id == other.id {
+            return None;
+        }
+        if self.bambu_serial().is_some() && self.bambu_serial() == other.bambu_serial() {
+            return Some("the same serial");
+        }
+        (self.endpoint() == other.endpoint()).then_some("the same host and port")
+    }
+}
+
+/// The message for two entries that are one device. Names both ids, never a value.
+pub fn duplicate_message(a: &PrinterId, b: &PrinterId, why: &str) -> String {
+    format!(
+        "printers {a} and {b} have {why}: they are one printer, and every print would be recorded twice; keep one of them"
+    )
 }
 
 /// A configuration that could not be loaded. The message names the key and the source.
@@ -237,11 +299,25 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Loads the layers from an explicit file (`--config`), or as described at the top.
+    /// Loads the layers from an explicit file (`--config`), or as described at the top,
+    /// with the process's environment.
     pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        Self::load_with_env(explicit, std::env::vars_os())
+    }
+
+    /// `load` with the environment given (tests).
+    pub fn load_with_env(
+        explicit: Option<&Path>,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Loaded, ConfigError> {
+        let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+        let from_env = vars
+            .iter()
+            .find(|(k, _)| k.as_os_str() == CONFIG_ENV)
+            .map(|(_, v)| v.clone());
         let source = match explicit {
             Some(p) => Some(p.to_path_buf()),
-            None => match std::env::var_os(CONFIG_ENV) {
+            None => match from_env {
                 Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
                 _ => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
             },
@@ -253,36 +329,30 @@ impl Config {
         }
         let mut fig = Figment::new();
         if let Some(p) = &source {
+            let text = read_config_file(p)?;
+            if let Some(e) = errors::toml_syntax(&text, p) {
+                return Err(ConfigError::Invalid(e));
+            }
             fig = fig.merge(Toml::file_exact(p));
         }
-        let fig = fig
-            .merge(
-                Env::prefixed(ENV_PREFIX)
-                    .split("__")
-                    .ignore(&["config", "log"]),
-            )
-            .merge(
-                Env::raw()
-                    .only(&[SEED_AUTO_CREATE_ENV])
-                    .map(|_| "job_creation.auto_create".into()),
-            );
+        for key in env::config_keys(vars).map_err(ConfigError::Invalid)? {
+            fig = fig.merge(key);
+        }
         Self::from_figment(fig).map(|config| Loaded { config, source })
     }
 
     /// Parses a TOML document alone (no environment), e.g. for `check-config` tests.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        if let Some(e) = errors::toml_syntax(s, Path::new("<string>")) {
+            return Err(ConfigError::Invalid(e));
+        }
         Self::from_figment(Figment::from(Toml::string(s)))
     }
 
     fn from_figment(fig: Figment) -> Result<Config, ConfigError> {
-        let config: Config = fig.extract().map_err(|e| {
-            ConfigError::Invalid(
-                e.into_iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let config: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(errors::describe(e)))?;
         config.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
@@ -304,21 +374,29 @@ impl Config {
             );
         }
         let mut seen = HashSet::new();
+        let mut serials: HashMap<String, &PrinterId> = HashMap::new();
+        let mut endpoints: HashMap<(String, u16), &PrinterId> = HashMap::new();
         for p in &self.printers {
             if !seen.insert(p.id.clone()) {
                 return Err(format!("printer id {} appears twice in [[printers]]", p.id));
             }
             p.validate()?;
+            if let Some(serial) = p.bambu_serial()
+                && let Some(first) = serials.insert(serial, &p.id)
+            {
+                return Err(duplicate_message(first, &p.id, "the same serial"));
+            }
+            if let Some(first) = endpoints.insert(p.endpoint(), &p.id) {
+                return Err(duplicate_message(first, &p.id, "the same host and port"));
+            }
         }
         Ok(())
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
         self.server.bind.parse().map_err(|_| {
-            format!(
-                "server.bind {:?} is not an address; write it like \"127.0.0.1:8000\"",
-                self.server.bind
-            )
+            "server.bind is not an address; write it like \"127.0.0.1:8000\" (an IP address and a port)"
+                .to_owned()
         })
     }
 
@@ -329,6 +407,27 @@ impl Config {
             monitoring_interval: self.monitoring.interval,
         }
     }
+}
+
+/// The config file's text, refused if it is bigger than any farm's.
+fn read_config_file(p: &Path) -> Result<String, ConfigError> {
+    let cannot = |e: std::io::Error| {
+        ConfigError::Invalid(format!("cannot read config file {}: {e}", p.display()))
+    };
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .map_err(cannot)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "config file {} is bigger than {} MiB; is it the right file?",
+            p.display(),
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ fn an_unknown_key_or_bad_value_names_the_key_and_the_file() {
         ),
         (
             "[[printers]]\nid = \"b\"\ntype = \"klipper\"\nhost = \"h\"\n",
-            "klipper",
+            "printers.0.type",
         ),
         ("[auth]\nenabled = true\n", "api_keys"),
     ];
