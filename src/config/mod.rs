@@ -68,15 +68,30 @@ pub struct ServerConfig {
     /// Address the REST/WebSocket/dashboard server listens on. Port 0 picks a free port.
     #[serde(default = "default_bind")]
     pub bind: String,
+    /// Most HTTP connections open at once, WebSockets included (`api::serve`); beyond it
+    /// new connections wait until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: default_bind(),
+            max_connections: default_max_connections(),
         }
     }
 }
+
+/// Room for a thousand dashboards and WebSocket clients plus the REST traffic, well under
+/// the service's file-descriptor limit (`LimitNOFILE=65536`, with a socket per printer).
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// Bounds of `server.max_connections`: at least one connection; at most what a process's
+/// file descriptors can hold beside the printers' sockets.
+pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<usize> = 1..=60_000;
 
 fn default_bind() -> String {
     "127.0.0.1:8000".into()
@@ -242,12 +257,16 @@ impl PrinterConfig {
         Ok(())
     }
 
-    /// The host and port the daemon connects to, as compared for duplicates.
-    fn endpoint(&self) -> (String, u16) {
-        (
-            self.host.trim().to_ascii_lowercase(),
-            self.port_or_default(),
-        )
+    /// The host and port the daemon connects to, as compared for duplicates. None for a
+    /// Bambu printer: it is told apart by its serial (one broker may serve several, as
+    /// the simulator's does).
+    fn endpoint(&self) -> Option<(String, u16)> {
+        (self.kind != PrinterType::Bambu).then(|| {
+            (
+                self.host.trim().to_ascii_lowercase(),
+                self.port_or_default(),
+            )
+        })
     }
 
     /// The Bambu serial, as compared for duplicates.
@@ -263,7 +282,8 @@ impl PrinterConfig {
     }
 
     /// Why `other` (another id) is the same device as this entry, if it is: the same
-    /// Bambu serial, or the same host and port. Every print would be recorded twice.
+    /// Bambu serial, or (other types) the same host and port. Every print would be
+    /// recorded twice.
     pub fn same_device_as(&self, other: &PrinterConfig) -> Option<&'static str> {
         if self.id == other.id {
             return None;
@@ -271,7 +291,8 @@ impl PrinterConfig {
         if self.bambu_serial().is_some() && self.bambu_serial() == other.bambu_serial() {
             return Some("the same serial");
         }
-        (self.endpoint() == other.endpoint()).then_some("the same host and port")
+        (self.endpoint().is_some() && self.endpoint() == other.endpoint())
+            .then_some("the same host and port")
     }
 }
 
@@ -359,6 +380,13 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         self.bind_addr()?;
+        if !MAX_CONNECTIONS_RANGE.contains(&self.server.max_connections) {
+            return Err(format!(
+                "server.max_connections must be {} to {}",
+                MAX_CONNECTIONS_RANGE.start(),
+                MAX_CONNECTIONS_RANGE.end()
+            ));
+        }
         if self.database.path.as_os_str().is_empty() {
             return Err("database.path must not be empty".into());
         }
@@ -386,7 +414,9 @@ impl Config {
             {
                 return Err(duplicate_message(first, &p.id, "the same serial"));
             }
-            if let Some(first) = endpoints.insert(p.endpoint(), &p.id) {
+            if let Some(endpoint) = p.endpoint()
+                && let Some(first) = endpoints.insert(endpoint, &p.id)
+            {
                 return Err(duplicate_message(first, &p.id, "the same host and port"));
             }
         }
