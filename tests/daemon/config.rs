@@ -298,3 +298,68 @@ async fn variables_that_are_not_configuration_do_not_stop_the_daemon() {
         "configuration variables are still read"
     );
 }
+
+#[test]
+fn the_demo_starts_with_a_test_switch_in_the_environment() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_printfarmd"));
+    cmd.args([
+        "demo",
+        "--bind",
+        "127.0.0.1:0",
+        "--control",
+        "127.0.0.1:0",
+        "--bambu",
+        "1",
+        "--prusa",
+        "1",
+    ])
+    .current_dir(dir.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("PRINTFARMD_SKIP_BROWSER", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    let started = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("Dashboard:") => break true,
+            Ok(line) => seen.push_str(&line),
+            Err(_) => break false,
+        }
+    };
+    // SIGTERM, so the demo removes its temporary directory; SIGKILL if it does not stop.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stop_by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < stop_by {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started,
+        "the demo did not start: {seen}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
