@@ -68,6 +68,15 @@ pub async fn run(
             tracing::warn!(printer_id = %p.id, "a printer saved through the API has the id of a config-file printer; the config file's entry is used");
             continue;
         }
+        // A device the config file added since (same serial or host and port) would have
+        // every print recorded twice: the config file's entry is used.
+        if let Some((other, why)) = printers.all().iter().find_map(|e| {
+            p.same_device_as(&e.config)
+                .map(|w| (e.config.id.clone(), w))
+        }) {
+            tracing::warn!(printer_id = %p.id, "{}; the printer saved through the API is not started", crate::config::duplicate_message(&other, &p.id, why));
+            continue;
+        }
         printers.insert(Entry {
             config: p,
             managed_by: ManagedBy::Api,
@@ -152,13 +161,17 @@ pub async fn run(
     };
     tokio::spawn(signal);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(api::routes(state))
-        .incoming(listener)
-        .graceful(async move {
+    // Our own accept loop (header/idle timeout, connection cap) around warp's filter.
+    let server = api::serve::serve(
+        listener,
+        api::routes(state),
+        config.server.max_connections,
+        async move {
             let _ = stop_rx.await;
             let _ = drained_tx.send(());
-        });
-    let server = tokio::spawn(server.run());
+        },
+    );
+    let server = tokio::spawn(server);
     // Once the signal came, close WebSocket clients (they are not part of warp's drain)
     // and give HTTP requests a bounded time to finish.
     if drained_rx.await.is_ok() {

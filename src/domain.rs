@@ -171,6 +171,23 @@ pub enum PrinterType {
 }
 
 impl PrinterType {
+    pub const ALL: [PrinterType; 4] = [
+        PrinterType::Bambu,
+        PrinterType::Prusalink,
+        PrinterType::Octoprint,
+        PrinterType::Moonraker,
+    ];
+
+    /// Whether the daemon can watch printers of this type. The one place to change when
+    /// a driver is added: a type without a driver is refused by `check-config`, at start
+    /// and by `POST /api/v1/printers`, instead of failing at run time.
+    pub fn has_driver(self) -> bool {
+        match self {
+            PrinterType::Bambu | PrinterType::Prusalink => true,
+            PrinterType::Octoprint | PrinterType::Moonraker => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PrinterType::Bambu => "bambu",

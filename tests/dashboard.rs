@@ -86,7 +86,8 @@ impl Farm {
     }
 
     /// The `[[printers]]` block for the daemon: the farm as it describes itself, a
-    /// printer on its broker with a wrong access code, and the offline one.
+    /// printer on its broker with a wrong access code (and a serial of its own: one
+    /// printer configured twice is refused), and the offline one.
     fn printers_toml(&self) -> String {
         let p1 = self.sim.printer("bambu_2").expect("bambu_2");
         format!(
@@ -94,7 +95,10 @@ impl Farm {
             self.sim.config_toml(),
             p1.host,
             p1.port,
-            p1.serial.expect("a Bambu printer has a serial"),
+            // Not bambu_2's serial: the same serial twice is one printer, refused.
+            p1.serial
+                .map(|_| "01P00Z000000099")
+                .expect("a Bambu printer has a serial"),
         )
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 mod health;
 mod jobs;
 mod printers;
+pub mod serve;
 mod settings;
 mod ws;
 

@@ -6,7 +6,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::{ACTOR_TIMEOUT, AppState, body, reject_err, with_state};
-use crate::config::PrinterConfig;
+use crate::config::{PrinterConfig, duplicate_message};
 use crate::domain::PrinterId;
 use crate::jobs::printers::{RemovePrinter, ResetPin, SavePrinter};
 use crate::printers::manager::{StartPrinter, StopPrinter};
@@ -80,7 +80,29 @@ async fn get(id: String, st: AppState) -> Result<impl Reply, Rejection> {
     Ok(one(&st, &e))
 }
 
+/// Serialises the duplicate check with the save, so two requests adding the same
+/// device under two ids cannot both pass the check.
+static SAVE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// 409 `duplicate_printer` when another printer is the same device (same Bambu serial or
+/// same host and port): every print would be recorded twice. Names both ids, no value.
+fn refuse_duplicate(st: &AppState, config: &PrinterConfig) -> Result<(), Rejection> {
+    for e in st.printers.all() {
+        if let Some(why) = config.same_device_as(&e.config) {
+            return Err(super::ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_printer",
+                duplicate_message(&e.config.id, &config.id, why),
+            )
+            .reject());
+        }
+    }
+    Ok(())
+}
+
 async fn save(st: &AppState, config: PrinterConfig, create: bool) -> Result<Entry, Rejection> {
+    let _one_at_a_time = SAVE_LOCK.lock().await;
+    refuse_duplicate(st, &config)?;
     st.creator
         .send(SavePrinter {
             config: config.clone(),

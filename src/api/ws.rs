@@ -6,6 +6,12 @@
 //! never waits on it, so one slow client cannot slow anyone else; when the outbox
 //! overflows the writer is woken even in the middle of a send and the client is closed
 //! with a reason.
+//!
+//! What a client sends is bounded where it enters: messages (and frames) over
+//! `MAX_CLIENT_MESSAGE` close the connection with 1009 and a reason, and an error reply
+//! quotes at most `MAX_ECHO_CHARS` of what the client sent (a 60 KB bad message used to
+//! come back as a 210 KB error, and the replies were bounded only by count: ~3.4 GB per
+//! connection). Replies are bounded by bytes in the client's outbox too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,9 +34,15 @@ use crate::time;
 /// client holding that much for good.
 const WRITE_CHUNK: usize = 32 * 1024;
 
-/// Largest message a client may send. Client messages are small commands; a
+/// Largest message (and frame) a client may send. Client messages are small commands; a
 /// `subscribe` naming a thousand printers is ~40 KB.
-const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Most characters of the client's own input an error reply quotes (a name, a serde
+/// message): enough to recognise it, never an echo of a big message.
+pub const MAX_ECHO_CHARS: usize = 120;
+/// Close reason for a client message over `MAX_CLIENT_MESSAGE` (code 1009).
+pub const TOO_BIG_REASON: &str =
+    "message too big: client messages are at most 65536 bytes; send smaller commands";
 /// How long the writer tries to deliver a close frame before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Least time between two writes to one client while events keep coming: bounds the
@@ -41,6 +53,7 @@ const BATCH_GATHER: Duration = Duration::from_millis(5);
 /// policy (bad key).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TRY_AGAIN: u16 = 1013;
+const CLOSE_TOO_BIG: u16 = 1009;
 
 #[derive(Deserialize)]
 struct Query {
@@ -66,6 +79,7 @@ pub fn route(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejec
                     .map_err(super::reject_err)?;
                 Ok::<_, Rejection>(
                     ws.max_message_size(MAX_CLIENT_MESSAGE)
+                        .max_frame_size(MAX_CLIENT_MESSAGE)
                         .on_upgrade(move |socket| session(socket, client, st)),
                 )
             },
@@ -81,7 +95,16 @@ async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {
     let writer_done = loop {
         tokio::select! {
             msg = rx.next() => {
-                let Some(Ok(msg)) = msg else { break false };
+                let msg = match msg {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) if is_too_big(&e) => {
+                        // Said once, with a reason; the writer sends it and closes.
+                        client.close(TOO_BIG_REASON);
+                        let _ = (&mut writer).await;
+                        break true;
+                    }
+                    _ => break false,
+                };
                 if msg.is_close() {
                     break false;
                 }
@@ -99,6 +122,22 @@ async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {
     }
 }
 
+/// Whether a read failed because the client's message or frame was over the limit.
+fn is_too_big(e: &warp::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}
+
+/// At most `MAX_ECHO_CHARS` characters of something the client sent, marked when cut.
+fn echo(s: &str) -> String {
+    match s.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((at, _)) => format!("{}… (cut)", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientMessage {
@@ -112,7 +151,8 @@ enum ClientMessage {
 }
 
 fn reply(client: &Client, v: serde_json::Value) {
-    client.reply(Arc::from(v.to_string()));
+    // Dropped when the client does not read its replies (bounded in the outbox).
+    let _ = client.reply(Arc::from(v.to_string()));
 }
 
 fn error_reply(client: &Client, code: &str, message: String) {
@@ -130,7 +170,8 @@ fn handle_client_message(client: &Client, text: &str) {
                 client,
                 "invalid_message",
                 format!(
-                    "could not read the message ({e}); send {{\"type\":\"ping\"}} or {{\"type\":\"subscribe\",\"events\":[..],\"printer_ids\":[..]}}"
+                    "could not read the message ({}); send {{\"type\":\"ping\"}} or {{\"type\":\"subscribe\",\"events\":[..],\"printer_ids\":[..]}}",
+                    echo(&e.to_string())
                 ),
             );
         }
@@ -153,7 +194,11 @@ fn handle_client_message(client: &Client, text: &str) {
                         return error_reply(
                             client,
                             "invalid_subscription",
-                            format!("unknown event {name:?}; known events: {}", known.join(", ")),
+                            format!(
+                                "unknown event {:?}; known events: {}",
+                                echo(name),
+                                known.join(", ")
+                            ),
                         );
                     }
                 }
@@ -164,7 +209,7 @@ fn handle_client_message(client: &Client, text: &str) {
                     Ok(p) => {
                         ids.insert(p);
                     }
-                    Err(e) => return error_reply(client, "invalid_subscription", e),
+                    Err(e) => return error_reply(client, "invalid_subscription", echo(&e)),
                 }
             }
             filter.printer_ids = ids;
@@ -224,10 +269,10 @@ where
         }
     };
     if let Some(reason) = reason {
-        let code = if reason == TOO_SLOW_REASON {
-            CLOSE_TRY_AGAIN
-        } else {
-            CLOSE_GOING_AWAY
+        let code = match reason.as_str() {
+            TOO_SLOW_REASON => CLOSE_TRY_AGAIN,
+            TOO_BIG_REASON => CLOSE_TOO_BIG,
+            _ => CLOSE_GOING_AWAY,
         };
         if reason == TOO_SLOW_REASON {
             tracing::info!(

@@ -76,6 +76,7 @@ impl Broadcaster {
                     msg: event::encode(&ev, self.seq, now),
                     printer: ev.printer_id,
                     status_slot,
+                    seq: self.seq,
                 }
             })
             .collect();

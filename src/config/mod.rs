@@ -7,23 +7,33 @@
 //! are applied on top later, from the database (see `settings.rs`).
 //!
 //! Unknown keys are errors that name the key and the file; after parsing, `validate`
-//! checks what types alone cannot (unique ids, required credentials, ranges).
+//! checks what types alone cannot (unique ids, one entry per device, a driver for the
+//! type, required credentials, ranges). Errors never quote a value (`errors.rs`); the
+//! environment layer reads only the keys the config defines (`env.rs`).
 
+pub mod env;
+pub mod errors;
+#[cfg(test)]
+mod fuzz;
+mod printer;
 mod secret;
 pub mod settings;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
+pub use printer::{PrinterConfig, duplicate_message};
 pub use secret::Secret;
 pub use settings::{Settings, SettingsPatch};
 
-use crate::domain::{PrinterId, PrinterType};
+use crate::domain::PrinterId;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "PRINTFARMD_CONFIG";
@@ -33,6 +43,9 @@ pub const ENV_PREFIX: &str = "PRINTFARMD_";
 pub const SEED_AUTO_CREATE_ENV: &str = "JOB_CREATION_AUTO_CREATE";
 /// Looked for in the working directory when neither `--config` nor `PRINTFARMD_CONFIG` is set.
 pub const DEFAULT_CONFIG_FILE: &str = "daemon.toml";
+/// Largest config file read: ~2,000 printers take ~400 KB; a bigger file is a mistake
+/// (a log or a binary passed as `--config`), not a farm.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,15 +70,30 @@ pub struct ServerConfig {
     /// Address the REST/WebSocket/dashboard server listens on. Port 0 picks a free port.
     #[serde(default = "default_bind")]
     pub bind: String,
+    /// Most HTTP connections open at once, WebSockets included (`api::serve`); beyond it
+    /// new connections wait until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: default_bind(),
+            max_connections: default_max_connections(),
         }
     }
 }
+
+/// Room for a thousand dashboards and WebSocket clients plus the REST traffic, well under
+/// the service's file-descriptor limit (`LimitNOFILE=65536`, with a socket per printer).
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// Bounds of `server.max_connections`: at least one connection; at most what a process's
+/// file descriptors can hold beside the printers' sockets.
+pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<usize> = 1..=60_000;
 
 fn default_bind() -> String {
     "127.0.0.1:8000".into()
@@ -140,86 +168,6 @@ pub struct AuthConfig {
     pub api_keys: Vec<Secret>,
 }
 
-/// One `[[printers]]` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrinterConfig {
-    pub id: PrinterId,
-    #[serde(rename = "type")]
-    pub kind: PrinterType,
-    /// Display name; the id when absent.
-    #[serde(default)]
-    pub name: Option<String>,
-    pub host: String,
-    /// Defaults to the protocol's port (Bambu 8883, PrusaLink 80, OctoPrint 80, Moonraker 7125).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// Bambu: the printer's serial number (the MQTT topic and the certificate's CN).
-    #[serde(default)]
-    pub serial: Option<String>,
-    /// Bambu: the LAN access code shown on the printer's screen.
-    #[serde(default)]
-    pub access_code: Option<Secret>,
-    /// PrusaLink: Digest user (usually `maker`).
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// PrusaLink, OctoPrint, Moonraker: `X-Api-Key`.
-    #[serde(default)]
-    pub api_key: Option<Secret>,
-}
-
-impl PrinterConfig {
-    pub fn display_name(&self) -> &str {
-        self.name.as_deref().unwrap_or(self.id.as_str())
-    }
-
-    pub fn port_or_default(&self) -> u16 {
-        self.port.unwrap_or(match self.kind {
-            PrinterType::Bambu => 8883,
-            PrinterType::Prusalink | PrinterType::Octoprint => 80,
-            PrinterType::Moonraker => 7125,
-        })
-    }
-
-    /// What this printer needs that types alone cannot say.
-    pub fn validate(&self) -> Result<(), String> {
-        let id = &self.id;
-        if self.host.trim().is_empty() {
-            return Err(format!("printer {id}: host must not be empty"));
-        }
-        if self.port == Some(0) {
-            return Err(format!("printer {id}: port must not be 0"));
-        }
-        let present = |s: &Option<Secret>| s.as_ref().is_some_and(|s| !s.is_empty());
-        match self.kind {
-            PrinterType::Bambu => {
-                if self.serial.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                    return Err(format!(
-                        "printer {id}: a bambu printer needs `serial` (Settings > Device on the printer)"
-                    ));
-                }
-                if !present(&self.access_code) {
-                    return Err(format!(
-                        "printer {id}: a bambu printer needs `access_code` (the LAN access code on the printer's screen)"
-                    ));
-                }
-            }
-            PrinterType::Prusalink => {
-                let digest = self.username.is_some() && present(&self.password);
-                if !digest && !present(&self.api_key) {
-                    return Err(format!(
-                        "printer {id}: a prusalink printer needs `username` and `password` (Digest), or `api_key`"
-                    ));
-                }
-            }
-            PrinterType::Octoprint | PrinterType::Moonraker => {}
-        }
-        Ok(())
-    }
-}
-
 /// A configuration that could not be loaded. The message names the key and the source.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -237,11 +185,25 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Loads the layers from an explicit file (`--config`), or as described at the top.
+    /// Loads the layers from an explicit file (`--config`), or as described at the top,
+    /// with the process's environment.
     pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        Self::load_with_env(explicit, std::env::vars_os())
+    }
+
+    /// `load` with the environment given (tests).
+    pub fn load_with_env(
+        explicit: Option<&Path>,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Loaded, ConfigError> {
+        let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+        let from_env = vars
+            .iter()
+            .find(|(k, _)| k.as_os_str() == CONFIG_ENV)
+            .map(|(_, v)| v.clone());
         let source = match explicit {
             Some(p) => Some(p.to_path_buf()),
-            None => match std::env::var_os(CONFIG_ENV) {
+            None => match from_env {
                 Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
                 _ => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
             },
@@ -253,42 +215,43 @@ impl Config {
         }
         let mut fig = Figment::new();
         if let Some(p) = &source {
+            let text = read_config_file(p)?;
+            if let Some(e) = errors::toml_syntax(&text, p) {
+                return Err(ConfigError::Invalid(e));
+            }
             fig = fig.merge(Toml::file_exact(p));
         }
-        let fig = fig
-            .merge(
-                Env::prefixed(ENV_PREFIX)
-                    .split("__")
-                    .ignore(&["config", "log"]),
-            )
-            .merge(
-                Env::raw()
-                    .only(&[SEED_AUTO_CREATE_ENV])
-                    .map(|_| "job_creation.auto_create".into()),
-            );
+        for key in env::config_keys(vars).map_err(ConfigError::Invalid)? {
+            fig = fig.merge(key);
+        }
         Self::from_figment(fig).map(|config| Loaded { config, source })
     }
 
     /// Parses a TOML document alone (no environment), e.g. for `check-config` tests.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        if let Some(e) = errors::toml_syntax(s, Path::new("<string>")) {
+            return Err(ConfigError::Invalid(e));
+        }
         Self::from_figment(Figment::from(Toml::string(s)))
     }
 
     fn from_figment(fig: Figment) -> Result<Config, ConfigError> {
-        let config: Config = fig.extract().map_err(|e| {
-            ConfigError::Invalid(
-                e.into_iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let config: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(errors::describe(e)))?;
         config.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
     pub fn validate(&self) -> Result<(), String> {
         self.bind_addr()?;
+        if !MAX_CONNECTIONS_RANGE.contains(&self.server.max_connections) {
+            return Err(format!(
+                "server.max_connections must be {} to {}",
+                MAX_CONNECTIONS_RANGE.start(),
+                MAX_CONNECTIONS_RANGE.end()
+            ));
+        }
         if self.database.path.as_os_str().is_empty() {
             return Err("database.path must not be empty".into());
         }
@@ -304,21 +267,31 @@ impl Config {
             );
         }
         let mut seen = HashSet::new();
+        let mut serials: HashMap<String, &PrinterId> = HashMap::new();
+        let mut endpoints: HashMap<(String, u16), &PrinterId> = HashMap::new();
         for p in &self.printers {
             if !seen.insert(p.id.clone()) {
                 return Err(format!("printer id {} appears twice in [[printers]]", p.id));
             }
             p.validate()?;
+            if let Some(serial) = p.bambu_serial()
+                && let Some(first) = serials.insert(serial, &p.id)
+            {
+                return Err(duplicate_message(first, &p.id, "the same serial"));
+            }
+            if let Some(endpoint) = p.endpoint()
+                && let Some(first) = endpoints.insert(endpoint, &p.id)
+            {
+                return Err(duplicate_message(first, &p.id, "the same host and port"));
+            }
         }
         Ok(())
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
         self.server.bind.parse().map_err(|_| {
-            format!(
-                "server.bind {:?} is not an address; write it like \"127.0.0.1:8000\"",
-                self.server.bind
-            )
+            "server.bind is not an address; write it like \"127.0.0.1:8000\" (an IP address and a port)"
+                .to_owned()
         })
     }
 
@@ -329,6 +302,27 @@ impl Config {
             monitoring_interval: self.monitoring.interval,
         }
     }
+}
+
+/// The config file's text, refused if it is bigger than any farm's.
+fn read_config_file(p: &Path) -> Result<String, ConfigError> {
+    let cannot = |e: std::io::Error| {
+        ConfigError::Invalid(format!("cannot read config file {}: {e}", p.display()))
+    };
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .map_err(cannot)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "config file {} is bigger than {} MiB; is it the right file?",
+            p.display(),
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -279,13 +279,13 @@ mod tests {
         assert!(events(&r.client).await.is_empty());
         r.creator.commit();
         assert_eq!(jobs_seen(&r.db), 2);
-        // (A client's outbox sends job events first, then the latest status of each printer.)
+        // (A client's outbox sends everything in `seq` order: each job, then its status.)
         assert_eq!(
             events(&r.client).await,
             [
                 "\"job_auto_created\"",
-                "\"job_auto_created\"",
                 "\"printer_status\"",
+                "\"job_auto_created\"",
                 "\"printer_status\""
             ]
         );

@@ -228,8 +228,8 @@ async function autoCreatedJobFromSimulatedPrint(browser) {
 }
 
 async function authFailedCard(browser) {
-  // A real refusal: this entry points at the simulator's broker with the P1's serial and
-  // a wrong access code; the broker answers CONNACK 5 like a printer does.
+  // A real refusal: this entry points at the simulator's broker with a serial of its own
+  // and a wrong access code; the broker answers CONNACK 5 like a printer does.
   const s = await open(browser);
   const { page } = s;
   await expectCard(page, badCode.id, 'connection', 'auth_failed');
@@ -240,7 +240,7 @@ async function authFailedCard(browser) {
   // Marked by more than colour, and no live data pretending otherwise.
   assert.equal(await c.locator('.temps, [role="progressbar"]').count(), 0);
   assert.equal((await rest('GET', `/printers/${badCode.id}`)).body.connection, 'auth_failed');
-  // The real printer with the same serial is unaffected.
+  // The real printer on the same broker is unaffected.
   await expectCard(page, p1.id, 'connection', 'connected');
   await s.close();
 }

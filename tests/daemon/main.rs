@@ -4,7 +4,10 @@
 mod harness;
 
 mod config;
+mod duplicates;
 mod errors;
 mod jobs;
+mod neighbours;
+mod seq;
 mod settings;
 mod ws;
