@@ -1,6 +1,8 @@
 //! `GET /api/v1/health`: liveness and readiness for a service manager or a load
 //! balancer. 200 while the database answers (status `ok`, or `degraded` while writes
-//! fail); 503 when it does not.
+//! fail or after a database fault that refuses writes until a restart); 503
+//! (`unavailable`) when it does not, or when an actor the daemon cannot run without has
+//! stopped (the process then exits). `reason` says why whenever the status is not `ok`.
 
 use serde_json::json;
 use warp::http::StatusCode;
@@ -49,13 +51,18 @@ async fn health(st: AppState) -> warp::reply::Response {
         .await
         .unwrap_or(0);
     let problem = st.health.problem();
-    let status = match (db_ok, &problem) {
-        (false, _) => "unavailable",
-        (true, Some(_)) => "degraded",
-        (true, None) => "ok",
+    let fault = st.health.database_fault_reason();
+    let fatal = st.health.fatal_reason();
+    let (status, reason) = match (&fatal, db_ok, &fault, &problem) {
+        (Some(f), ..) => ("unavailable", Some(f.message.clone())),
+        (None, false, ..) => ("unavailable", db_error.clone()),
+        (None, true, Some(f), _) => ("degraded", Some(f.message.clone())),
+        (None, true, None, Some(p)) => ("degraded", Some(p.message.clone())),
+        (None, true, None, None) => ("ok", None),
     };
     let body = json!({
         "status": status,
+        "reason": reason,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": st.health.started.elapsed().as_secs(),
         "started_at": time::format(st.health.started_at),
@@ -65,13 +72,15 @@ async fn health(st: AppState) -> warp::reply::Response {
             "open_jobs": open_jobs,
             "write_errors": st.health.write_errors(),
             "write_problem": problem,
+            "fault": fault,
+            "unreadable_values": crate::store::jobs::unreadable_values(),
         },
         "printers": { "configured": st.printers.len(), "connected": connected },
         "websocket_clients": clients,
         "statuses_processed": st.health.statuses_processed(),
         "status_lag_ms": st.health.status_lag_ms(),
     });
-    let code = if db_ok {
+    let code = if status != "unavailable" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

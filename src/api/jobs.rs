@@ -5,7 +5,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{ACTOR_TIMEOUT, ApiError, AppState, body, reject_err, with_state};
+use super::{ApiError, AppState, body, reject_err, with_state};
 use crate::domain::JobStatus;
 use crate::jobs::creator::{CreateJob, DeleteJob, UpdateJob};
 use crate::jobs::{Job, JobPatch, NewJob};
@@ -146,11 +146,7 @@ async fn get(id: String, st: AppState) -> Result<impl Reply, Rejection> {
 }
 
 async fn create(st: AppState, new: NewJob) -> Result<impl Reply, Rejection> {
-    let created = st
-        .creator
-        .send(CreateJob(new))
-        .timeout(ACTOR_TIMEOUT)
-        .await
+    let created = super::write::call(&st.creator, CreateJob(new)).await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     // 201 for a new job; 200 when the request attached to the print already running
@@ -167,21 +163,14 @@ async fn create(st: AppState, new: NewJob) -> Result<impl Reply, Rejection> {
 }
 
 async fn update(id: String, st: AppState, patch: JobPatch) -> Result<impl Reply, Rejection> {
-    let job = st
-        .creator
-        .send(UpdateJob(id, patch))
-        .timeout(ACTOR_TIMEOUT)
-        .await
+    let job = super::write::call(&st.creator, UpdateJob(id, patch)).await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     Ok(warp::reply::json(&job))
 }
 
 async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
-    st.creator
-        .send(DeleteJob(id))
-        .timeout(ACTOR_TIMEOUT)
-        .await
+    super::write::call(&st.creator, DeleteJob(id)).await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     Ok(StatusCode::NO_CONTENT)

@@ -12,6 +12,7 @@ mod health;
 mod jobs;
 mod printers;
 mod settings;
+mod write;
 mod ws;
 
 use std::sync::Arc;

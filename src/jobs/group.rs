@@ -80,6 +80,7 @@ impl JobCreator {
             return Ok(());
         }
         if self.group.began.is_none() {
+            self.files_ok()?;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.group.began = Some(Instant::now());
             if let Some(me) = &self.me {
@@ -109,7 +110,10 @@ impl JobCreator {
                 "the group's transaction was rolled back".into(),
             ))
         } else {
-            self.conn.execute_batch("COMMIT").map_err(StoreError::from)
+            // Not committed into files deleted or replaced under the daemon (its events
+            // would announce jobs a restart loses); undone below instead.
+            self.files_ok()
+                .and_then(|()| self.conn.execute_batch("COMMIT").map_err(StoreError::from))
         };
         let group = std::mem::take(&mut self.group);
         self.group.active = group.active;
