@@ -53,12 +53,20 @@ async fn health(st: AppState) -> warp::reply::Response {
     let problem = st.health.problem();
     let fault = st.health.database_fault_reason();
     let fatal = st.health.fatal_reason();
-    let (status, reason) = match (&fatal, db_ok, &fault, &problem) {
-        (Some(f), ..) => ("unavailable", Some(f.message.clone())),
-        (None, false, ..) => ("unavailable", db_error.clone()),
-        (None, true, Some(f), _) => ("degraded", Some(f.message.clone())),
-        (None, true, None, Some(p)) => ("degraded", Some(p.message.clone())),
-        (None, true, None, None) => ("ok", None),
+    // The most telling reason first: the daemon stopping, then a fault that only a
+    // restart clears, then the database not answering, then failing writes.
+    let reason = fatal
+        .as_ref()
+        .or(fault.as_ref())
+        .map(|p| p.message.clone())
+        .or_else(|| db_error.clone())
+        .or_else(|| problem.as_ref().map(|p| p.message.clone()));
+    let status = if fatal.is_some() || !db_ok {
+        "unavailable"
+    } else if fault.is_some() || problem.is_some() {
+        "degraded"
+    } else {
+        "ok"
     };
     let body = json!({
         "status": status,

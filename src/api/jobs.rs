@@ -146,7 +146,8 @@ async fn get(id: String, st: AppState) -> Result<impl Reply, Rejection> {
 }
 
 async fn create(st: AppState, new: NewJob) -> Result<impl Reply, Rejection> {
-    let created = super::write::call(&st.creator, CreateJob(new)).await
+    let created = super::write::call(&st.creator, CreateJob(new))
+        .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     // 201 for a new job; 200 when the request attached to the print already running
@@ -163,14 +164,16 @@ async fn create(st: AppState, new: NewJob) -> Result<impl Reply, Rejection> {
 }
 
 async fn update(id: String, st: AppState, patch: JobPatch) -> Result<impl Reply, Rejection> {
-    let job = super::write::call(&st.creator, UpdateJob(id, patch)).await
+    let job = super::write::call(&st.creator, UpdateJob(id, patch))
+        .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     Ok(warp::reply::json(&job))
 }
 
 async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
-    super::write::call(&st.creator, DeleteJob(id)).await
+    super::write::call(&st.creator, DeleteJob(id))
+        .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     Ok(StatusCode::NO_CONTENT)

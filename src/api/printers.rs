@@ -81,12 +81,16 @@ async fn get(id: String, st: AppState) -> Result<impl Reply, Rejection> {
 }
 
 async fn save(st: &AppState, config: PrinterConfig, create: bool) -> Result<Entry, Rejection> {
-    super::write::call(&st.creator, SavePrinter {
+    super::write::call(
+        &st.creator,
+        SavePrinter {
             config: config.clone(),
             create,
-        }).await
-        .map_err(reject_err)?
-        .map_err(reject_err)?;
+        },
+    )
+    .await
+    .map_err(reject_err)?
+    .map_err(reject_err)?;
     st.manager.do_send(StartPrinter {
         config: config.clone(),
         pin: None,
@@ -126,7 +130,8 @@ async fn update(
 
 async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
     let pid = PrinterId::new(&id).map_err(|_| reject_err(StoreError::PrinterNotFound(id)))?;
-    super::write::call(&st.creator, RemovePrinter(pid.clone())).await
+    super::write::call(&st.creator, RemovePrinter(pid.clone()))
+        .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     st.manager.do_send(StopPrinter(pid));
@@ -138,7 +143,8 @@ async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
 /// firmware update, a replaced board).
 async fn repin(id: String, st: AppState) -> Result<impl Reply, Rejection> {
     let e = entry(&st, &id)?;
-    super::write::call(&st.creator, ResetPin(e.config.id.clone())).await
+    super::write::call(&st.creator, ResetPin(e.config.id.clone()))
+        .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     st.manager.do_send(StartPrinter {

@@ -30,7 +30,8 @@ async fn put_settings(st: AppState, patch: SettingsPatch) -> Result<impl Reply, 
     patch
         .validate()
         .map_err(|m| ApiError::unprocessable(m).reject())?;
-    super::write::call(&st.creator, UpdateSettings(patch)).await
+    super::write::call(&st.creator, UpdateSettings(patch))
+        .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
     Ok(warp::reply::json(

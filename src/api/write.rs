@@ -136,7 +136,11 @@ where
         }
         Err(_) => match tokio::time::timeout(WRITE_FINISH_TIMEOUT, reply).await {
             Ok(r) => r,
-            Err(_) => return Err(outcome_unknown("did not finish in time (the disk has stalled)")),
+            Err(_) => {
+                return Err(outcome_unknown(
+                    "did not finish in time (the disk has stalled)",
+                ));
+            }
         },
     };
     match r {

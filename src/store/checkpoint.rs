@@ -85,13 +85,7 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?)
 }
 
-fn run(
-    conn: Connection,
-    path: &Path,
-    interval: Duration,
-    stop: &AtomicBool,
-    watch: Option<Watch>,
-) {
+fn run(conn: Connection, path: &Path, interval: Duration, stop: &AtomicBool, watch: Option<Watch>) {
     let mut failing = false;
     loop {
         std::thread::park_timeout(interval);
@@ -131,7 +125,8 @@ mod tests {
     fn largest_wal(path: &Path, with_thread: bool) -> u64 {
         let writer = super::super::open_writer(path).unwrap();
         writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let cp = with_thread.then(|| Checkpointer::start(path, Duration::from_millis(5), None).unwrap());
+        let cp =
+            with_thread.then(|| Checkpointer::start(path, Duration::from_millis(5), None).unwrap());
         let wal = path.with_extension("db-wal");
         let mut largest = 0;
         for _ in 0..200 {

@@ -483,6 +483,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_value_reads_as_null_and_the_row_is_still_listed() {
+        let c = db();
+        let j = job("p1", "cube.3mf", JobStatus::Completed, false);
+        insert(&c, &j).unwrap();
+        insert(&c, &job("p1", "other.3mf", JobStatus::Completed, false)).unwrap();
+        c.execute(
+            "UPDATE jobs SET start_time = '+10000-01-01T00:00:00.000Z', end_time = 42, \
+             estimated_duration = 'soon' WHERE id = ?1",
+            [j.id.as_str()],
+        )
+        .unwrap();
+        let before = unreadable_values();
+        let back = get(&c, j.id.as_str()).unwrap().unwrap();
+        assert_eq!((back.start_time, back.end_time), (None, None));
+        assert_eq!(back.estimated_duration, None);
+        assert_eq!(back.filename, "cube.3mf");
+        assert!(unreadable_values() >= before + 3);
+        let (page, total) = list(
+            &c,
+            &JobQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((page.len(), total), (2, 2));
+        assert!(delete(&c, j.id.as_str()).unwrap());
+    }
+
+    #[test]
     fn round_trips_a_job() {
         let c = db();
         let j = job("p1", "cube.3mf", JobStatus::Running, true);

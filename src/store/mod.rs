@@ -92,10 +92,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         }
         _ => e.into(),
     };
-    if conn
-        .is_readonly(rusqlite::MAIN_DB)
-        .map_err(read_only)?
-    {
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(read_only)? {
         return Err(StoreError::Unavailable(format!(
             "{}: {READ_ONLY}",
             path.display()
@@ -202,12 +199,10 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("the database worker is gone: {e}")))?;
+        let _permit =
+            self.inner.permits.acquire().await.map_err(|e| {
+                StoreError::Unavailable(format!("the database worker is gone: {e}"))
+            })?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = match pool.inner.idle.lock().map(|mut v| v.pop()) {

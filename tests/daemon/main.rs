@@ -4,7 +4,9 @@
 mod harness;
 
 mod config;
+mod db_faults;
 mod errors;
+mod faults;
 mod jobs;
 mod settings;
 mod ws;
