@@ -96,6 +96,11 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written is dropped. With this on, tracing reports
+        // the failure with `eprintln!`, which panics when stderr is a closed pipe (a
+        // restarted journald, a log reader that went away): the job writer died at its
+        // next log line.
+        .log_internal_errors(false)
         .init();
 }
 

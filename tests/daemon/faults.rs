@@ -253,3 +253,48 @@ fn pin_reset_without_a_database_refuses_and_creates_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_closed_log_pipe_does_not_stop_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_printfarmd"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("PRINTFARMD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addr = None;
+    {
+        use std::io::{BufRead, BufReader};
+        // Read up to the listening line, then close our end (the reader went away).
+        let stderr = child.stderr.take().unwrap();
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = l.find("listening on http://") {
+                addr = Some(l[i + "listening on http://".len()..].trim().to_owned());
+                break;
+            }
+        }
+    }
+    let addr = addr.expect("the daemon started");
+    let http = reqwest::Client::new();
+    // Each of these logs a line into the closed pipe.
+    for name in ["one", "two"] {
+        let r = http
+            .post(format!("http://{addr}/api/v1/jobs"))
+            .json(&json!({"printer_id": "prusa_1", "job_name": name, "filename": "c.3mf"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    let (code, h) = get(&http, format!("http://{addr}/api/v1/health"))
+        .await
+        .unwrap();
+    assert_eq!((code, h["status"].as_str()), (200, Some("ok")), "{h}");
+    assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+    let _ = child.kill();
+    let _ = child.wait();
+}
