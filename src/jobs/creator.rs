@@ -51,7 +51,7 @@ pub struct JobCreator {
     /// Its own address, for `Commit`.
     pub(super) me: Option<Addr<JobCreator>>,
     /// The database files as opened, checked before a write is reported done.
-    files: Option<store::files::FileIdentity>,
+    pub(super) files: Option<store::files::FileIdentity>,
 }
 
 /// What `POST /api/v1/jobs` did: created a job, or attached to the print already

@@ -80,6 +80,31 @@ async fn a_database_replaced_under_the_daemon_refuses_writes_and_degrades_health
     assert_eq!(code, 503);
 }
 
+#[tokio::test]
+async fn a_database_deleted_under_the_daemon_refuses_writes_with_the_reason() {
+    let d = Daemon::start("");
+    std::fs::remove_file(d.dir.path().join("printfarmd.db")).unwrap();
+    let (code, body) = d
+        .send(
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({"printer_id": "prusa_1", "job_name": "lost", "filename": "l.3mf"})),
+        )
+        .await;
+    assert_eq!(code, 503, "{body}");
+    // Reads may fail too now (a new connection finds no file): degraded or unavailable,
+    // always with the reason.
+    let (_, h) = d.get("/api/v1/health").await;
+    assert_ne!(h["status"], "ok", "{h}");
+    assert!(
+        h["reason"]
+            .as_str()
+            .unwrap()
+            .contains("deleted or replaced"),
+        "{h}"
+    );
+}
+
 /// `printfarmd run` as `uid` (None: as ourselves), to its end.
 fn run_as(dir: &Path, config: &Path, uid: Option<u32>) -> (bool, String) {
     if uid.is_none() {
