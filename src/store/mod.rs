@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod files;
+mod job_row;
 pub mod jobs;
 mod migrations;
 pub mod printers;
