@@ -444,6 +444,7 @@ fn latency(filter: Option<&str>) {
         let checkpointer = store::checkpoint::Checkpointer::start(
             &dir.path().join("bench.db"),
             store::checkpoint::CHECKPOINT_INTERVAL,
+            None,
         )
         .unwrap();
         let mut rng = StdRng::seed_from_u64(2);

@@ -28,6 +28,7 @@ use crate::printers::manager::{PrinterManager, StartPrinter, StopAll};
 use crate::printers::view::LiveStates;
 use crate::registry::{Entry, ManagedBy, PrinterRegistry};
 use crate::store::{self, ReadPool};
+use crate::watchdog;
 
 /// How long in-flight HTTP requests get to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,13 +42,25 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db_path = config.database.path.clone();
+    // Held until the process ends: a second daemon on this database is refused.
+    let _lock = store::files::DbLock::acquire(&db_path).map_err(|e| {
+        anyhow::anyhow!("{e}; stop that daemon first, or give this one its own database.path")
+    })?;
     let conn = store::open_writer(&db_path)
         .with_context(|| format!("opening the database {}", db_path.display()))?;
+    let files = store::files::FileIdentity::capture(&db_path)?;
+    let health = Arc::new(Health::default());
     // None if the thread cannot start: the writer's own auto-checkpoint then does the work.
-    let _checkpointer =
-        store::checkpoint::Checkpointer::start(&db_path, store::checkpoint::CHECKPOINT_INTERVAL)
-            .inspect_err(|e| tracing::warn!(error = %e, "WAL checkpoints stay on the writer"))
-            .ok();
+    let _checkpointer = store::checkpoint::Checkpointer::start(
+        &db_path,
+        store::checkpoint::CHECKPOINT_INTERVAL,
+        Some(store::checkpoint::Watch {
+            files: files.clone(),
+            health: health.clone(),
+        }),
+    )
+    .inspect_err(|e| tracing::warn!(error = %e, "WAL checkpoints stay on the writer"))
+    .ok();
     let saved = store::settings::load(&conn).context("reading saved settings")?;
     let settings = saved.apply(&config.settings());
     tracing::info!(
@@ -59,7 +72,6 @@ pub async fn run(
     );
     let (settings_tx, settings_rx) = watch::channel(settings);
 
-    let health = Arc::new(Health::default());
     let printers = PrinterRegistry::from_config(&config.printers);
     // Printers added through the API come back after a restart; an id the config file
     // also uses is the config file's.
@@ -100,7 +112,7 @@ pub async fn run(
         );
         JobCreator::start_in_arbiter(&creator_thread.handle(), move |ctx| {
             ctx.set_mailbox_capacity(crate::jobs::creator::MAILBOX_CAPACITY);
-            JobCreator::new(conn, broadcaster, settings_tx, printers, live, health)
+            JobCreator::new(conn, broadcaster, settings_tx, printers, live, health).watching(files)
         })
     };
     {
@@ -130,6 +142,17 @@ pub async fn run(
         });
     }
 
+    // Fail loudly: if an actor the daemon cannot run without stops, /health says so and
+    // the process exits non-zero (watchdog.rs).
+    let (watchdog, fatal) = watchdog::spawn(
+        health.clone(),
+        vec![
+            ("job writer", watchdog::alive(&creator)),
+            ("event broadcaster", watchdog::alive(&broadcaster)),
+            ("printer manager", watchdog::alive(&manager)),
+        ],
+    );
+
     let state = AppState {
         creator: creator.clone(),
         manager: manager.clone(),
@@ -155,11 +178,15 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
-        shutdown.await;
+        let fatal = tokio::select! {
+            _ = shutdown => None,
+            reason = fatal => reason.ok(),
+        };
         tracing::info!("shutting down");
         let _ = stop_tx.send(());
+        fatal
     };
-    tokio::spawn(signal);
+    let signal = tokio::spawn(signal);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     // Our own accept loop (header/idle timeout, connection cap) around warp's filter.
     let server = api::serve::serve(
@@ -175,6 +202,8 @@ pub async fn run(
     // Once the signal came, close WebSocket clients (they are not part of warp's drain)
     // and give HTTP requests a bounded time to finish.
     if drained_rx.await.is_ok() {
+        // From here the actors stop on purpose.
+        watchdog.abort();
         broadcaster.do_send(CloseAll(SHUTDOWN_REASON));
         manager.do_send(StopAll);
         if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
@@ -186,6 +215,10 @@ pub async fn run(
         tracing::warn!("the job writer had stopped; progress since its last write is lost");
     }
     creator_thread.stop();
+    if let Ok(Some(reason)) = signal.await {
+        tracing::error!("stopped: {reason}");
+        anyhow::bail!("stopped: {reason}");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! What `/api/v1/health` reports beyond "the process answers": write failures of the
-//! JobCreator, kept until a later write succeeds.
+//! JobCreator, kept until a later write succeeds; a database fault that only a restart
+//! clears (its files deleted or replaced under the daemon), kept for the process's life;
+//! and a fatal fault (an actor the daemon cannot run without has stopped), after which
+//! the process exits (`watchdog.rs`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +19,10 @@ pub struct Health {
     /// Printer statuses the JobCreator processed (for `/health` and the load harness).
     statuses_processed: AtomicU64,
     problem: Mutex<Option<WriteProblem>>,
+    /// Set once, never cleared: writes are refused until a restart.
+    database_fault: Mutex<Option<WriteProblem>>,
+    /// Set once, never cleared: the process is about to exit.
+    fatal: Mutex<Option<WriteProblem>>,
     lag: Mutex<LagWindow>,
 }
 
@@ -61,6 +68,8 @@ impl Default for Health {
             write_errors: AtomicU64::new(0),
             statuses_processed: AtomicU64::new(0),
             problem: Mutex::new(None),
+            database_fault: Mutex::new(None),
+            fatal: Mutex::new(None),
             lag: Mutex::new(LagWindow {
                 started: Instant::now(),
                 previous_max_ms: 0,
@@ -127,12 +136,47 @@ impl Health {
         self.statuses_processed.load(Ordering::Relaxed)
     }
 
+    /// Records a database fault only a restart clears; the first reason is kept.
+    /// Returns whether this call set it (so the caller logs it once).
+    pub fn database_fault(&self, message: String) -> bool {
+        set_once(&self.database_fault, message)
+    }
+
+    pub fn database_fault_reason(&self) -> Option<WriteProblem> {
+        self.database_fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records that the daemon cannot go on; the first reason is kept. Returns whether
+    /// this call set it.
+    pub fn fatal(&self, message: String) -> bool {
+        set_once(&self.fatal, message)
+    }
+
+    pub fn fatal_reason(&self) -> Option<WriteProblem> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn problem(&self) -> Option<WriteProblem> {
         self.problem
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+fn set_once(slot: &Mutex<Option<WriteProblem>>, message: String) -> bool {
+    let mut p = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if p.is_some() {
+        return false;
+    }
+    *p = Some(WriteProblem {
+        since: time::format(time::now()),
+        message,
+    });
+    true
 }
 
 #[cfg(test)]

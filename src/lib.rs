@@ -20,3 +20,4 @@ pub mod registry;
 pub mod sim;
 pub mod store;
 pub mod time;
+pub mod watchdog;

@@ -96,6 +96,11 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written is dropped. With this on, tracing reports
+        // the failure with `eprintln!`, which panics when stderr is a closed pipe (a
+        // restarted journald, a log reader that went away): the job writer died at its
+        // next log line.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -164,6 +169,21 @@ fn pin_reset(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
     use printfarmd::store;
     let config = load(path)?;
     let db = &config.database.path;
+    // Opening would create an empty database and "reset" a pin nobody has.
+    if !db.exists() {
+        anyhow::bail!(
+            "no database at {}: nothing to reset. Check database.path in the configuration (or PRINTFARMD_DATABASE__PATH); printfarmd creates the database when it first runs",
+            db.display()
+        );
+    }
+    // A running daemon has the database (and its own copy of the pins): it would not see
+    // this change, and two writers are not allowed.
+    let _lock = store::files::DbLock::acquire(db).map_err(|e| match e {
+        store::StoreError::InUse(m) => anyhow::anyhow!(
+            "{m}; stop the daemon or use the API: POST /api/v1/printers/{id}/certificate/reset"
+        ),
+        e => e.into(),
+    })?;
     let conn =
         store::open_writer(db).with_context(|| format!("opening the database {}", db.display()))?;
     let known = config.printers.iter().any(|p| p.id.as_str() == id)

@@ -79,7 +79,10 @@ impl From<StoreError> for ApiError {
             StoreError::Locked => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_locked", msg)
             }
-            StoreError::TooNew { .. } | StoreError::Unavailable(_) => {
+            StoreError::ReadOnly => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_read_only", msg)
+            }
+            StoreError::TooNew { .. } | StoreError::Unavailable(_) | StoreError::InUse(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", msg)
             }
             StoreError::Sqlite(_) => {

@@ -1,6 +1,8 @@
 //! `GET /api/v1/health`: liveness and readiness for a service manager or a load
 //! balancer. 200 while the database answers (status `ok`, or `degraded` while writes
-//! fail); 503 when it does not.
+//! fail or after a database fault that refuses writes until a restart); 503
+//! (`unavailable`) when it does not, or when an actor the daemon cannot run without has
+//! stopped (the process then exits). `reason` says why whenever the status is not `ok`.
 
 use serde_json::json;
 use warp::http::StatusCode;
@@ -50,13 +52,26 @@ async fn health(st: AppState) -> warp::reply::Response {
         .await
         .unwrap_or(0);
     let problem = st.health.problem();
-    let status = match (db_ok, &problem) {
-        (false, _) => "unavailable",
-        (true, Some(_)) => "degraded",
-        (true, None) => "ok",
+    let fault = st.health.database_fault_reason();
+    let fatal = st.health.fatal_reason();
+    // The most telling reason first: the daemon stopping, then a fault that only a
+    // restart clears, then the database not answering, then failing writes.
+    let reason = fatal
+        .as_ref()
+        .or(fault.as_ref())
+        .map(|p| p.message.clone())
+        .or_else(|| db_error.clone())
+        .or_else(|| problem.as_ref().map(|p| p.message.clone()));
+    let status = if fatal.is_some() || !db_ok {
+        "unavailable"
+    } else if fault.is_some() || problem.is_some() {
+        "degraded"
+    } else {
+        "ok"
     };
     let body = json!({
         "status": status,
+        "reason": reason,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": st.health.started.elapsed().as_secs(),
         "started_at": time::format(st.health.started_at),
@@ -66,6 +81,8 @@ async fn health(st: AppState) -> warp::reply::Response {
             "open_jobs": open_jobs,
             "write_errors": st.health.write_errors(),
             "write_problem": problem,
+            "fault": fault,
+            "unreadable_values": crate::store::jobs::unreadable_values(),
         },
         "printers": {
             "configured": st.printers.len(),
@@ -79,7 +96,7 @@ async fn health(st: AppState) -> warp::reply::Response {
         "statuses_processed": st.health.statuses_processed(),
         "status_lag_ms": st.health.status_lag_ms(),
     });
-    let code = if db_ok {
+    let code = if status != "unavailable" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -5,7 +5,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{ACTOR_TIMEOUT, ApiError, AppState, body, reject_err, with_state};
+use super::{ApiError, AppState, body, reject_err, with_state};
 use crate::domain::JobStatus;
 use crate::jobs::creator::{CreateJob, DeleteJob, UpdateJob};
 use crate::jobs::{Job, JobPatch, NewJob};
@@ -146,10 +146,7 @@ async fn get(id: String, st: AppState) -> Result<impl Reply, Rejection> {
 }
 
 async fn create(st: AppState, new: NewJob) -> Result<impl Reply, Rejection> {
-    let created = st
-        .creator
-        .send(CreateJob(new))
-        .timeout(ACTOR_TIMEOUT)
+    let created = super::write::call(&st.creator, CreateJob(new))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
@@ -167,10 +164,7 @@ async fn create(st: AppState, new: NewJob) -> Result<impl Reply, Rejection> {
 }
 
 async fn update(id: String, st: AppState, patch: JobPatch) -> Result<impl Reply, Rejection> {
-    let job = st
-        .creator
-        .send(UpdateJob(id, patch))
-        .timeout(ACTOR_TIMEOUT)
+    let job = super::write::call(&st.creator, UpdateJob(id, patch))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
@@ -178,9 +172,7 @@ async fn update(id: String, st: AppState, patch: JobPatch) -> Result<impl Reply,
 }
 
 async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
-    st.creator
-        .send(DeleteJob(id))
-        .timeout(ACTOR_TIMEOUT)
+    super::write::call(&st.creator, DeleteJob(id))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;

@@ -1,8 +1,9 @@
 //! The warp server's routes: REST under `/api/v1`, the event stream at `/ws`, and the
 //! dashboard at `/`.
 //!
-//! Handlers reach the actors through `Addr::send(..).timeout(..)` and read the history
-//! through the read-only pool, so nothing here blocks a tokio worker.
+//! Handlers reach the actors through `Addr::send(..).timeout(..)` (writes through
+//! `write::call`, so a write answered 503 is never committed later) and read the
+//! history through the read-only pool, so nothing here blocks a tokio worker.
 
 pub mod auth;
 pub mod body;
@@ -13,6 +14,7 @@ mod jobs;
 mod printers;
 pub mod serve;
 mod settings;
+mod write;
 mod ws;
 
 use std::sync::Arc;

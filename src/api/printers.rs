@@ -5,7 +5,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{ACTOR_TIMEOUT, AppState, body, reject_err, with_state};
+use super::{AppState, body, reject_err, with_state};
 use crate::config::{PrinterConfig, duplicate_message};
 use crate::domain::PrinterId;
 use crate::jobs::printers::{RemovePrinter, ResetPin, SavePrinter};
@@ -103,15 +103,16 @@ fn refuse_duplicate(st: &AppState, config: &PrinterConfig) -> Result<(), Rejecti
 async fn save(st: &AppState, config: PrinterConfig, create: bool) -> Result<Entry, Rejection> {
     let _one_at_a_time = SAVE_LOCK.lock().await;
     refuse_duplicate(st, &config)?;
-    st.creator
-        .send(SavePrinter {
+    super::write::call(
+        &st.creator,
+        SavePrinter {
             config: config.clone(),
             create,
-        })
-        .timeout(ACTOR_TIMEOUT)
-        .await
-        .map_err(reject_err)?
-        .map_err(reject_err)?;
+        },
+    )
+    .await
+    .map_err(reject_err)?
+    .map_err(reject_err)?;
     st.manager.do_send(StartPrinter {
         config: config.clone(),
         pin: None,
@@ -151,9 +152,7 @@ async fn update(
 
 async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
     let pid = PrinterId::new(&id).map_err(|_| reject_err(StoreError::PrinterNotFound(id)))?;
-    st.creator
-        .send(RemovePrinter(pid.clone()))
-        .timeout(ACTOR_TIMEOUT)
+    super::write::call(&st.creator, RemovePrinter(pid.clone()))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
@@ -166,9 +165,7 @@ async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
 /// firmware update, a replaced board).
 async fn repin(id: String, st: AppState) -> Result<impl Reply, Rejection> {
     let e = entry(&st, &id)?;
-    st.creator
-        .send(ResetPin(e.config.id.clone()))
-        .timeout(ACTOR_TIMEOUT)
+    super::write::call(&st.creator, ResetPin(e.config.id.clone()))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;

@@ -3,7 +3,7 @@
 use serde_json::json;
 use warp::{Filter, Rejection, Reply};
 
-use super::{ACTOR_TIMEOUT, ApiError, AppState, body, reject_err, with_state};
+use super::{ApiError, AppState, body, reject_err, with_state};
 use crate::config::SettingsPatch;
 use crate::jobs::creator::UpdateSettings;
 
@@ -30,9 +30,7 @@ async fn put_settings(st: AppState, patch: SettingsPatch) -> Result<impl Reply, 
     patch
         .validate()
         .map_err(|m| ApiError::unprocessable(m).reject())?;
-    st.creator
-        .send(UpdateSettings(patch))
-        .timeout(ACTOR_TIMEOUT)
+    super::write::call(&st.creator, UpdateSettings(patch))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;

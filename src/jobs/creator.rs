@@ -50,6 +50,8 @@ pub struct JobCreator {
     pub(super) group: Group,
     /// Its own address, for `Commit`.
     pub(super) me: Option<Addr<JobCreator>>,
+    /// The database files as opened, checked before a write is reported done.
+    pub(super) files: Option<store::files::FileIdentity>,
 }
 
 /// What `POST /api/v1/jobs` did: created a job, or attached to the print already
@@ -81,6 +83,7 @@ impl JobCreator {
             dirty: Dirty::default(),
             group: Group::default(),
             me: None,
+            files: None,
         };
         me.load_open_jobs();
         me
@@ -103,6 +106,27 @@ impl JobCreator {
                 tracing::error!(error = %e, "cannot read open jobs; they will be closed as unknown when their printers report")
             }
         }
+    }
+
+    /// Refuses every write once the database's files are not the ones opened (deleted
+    /// or replaced under the daemon): what is written then would be lost at a restart.
+    pub fn watching(mut self, files: store::files::FileIdentity) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// `Err` once the database's files changed under the daemon (sticky until restart).
+    pub(super) fn files_ok(&self) -> Result<(), StoreError> {
+        if let Some(f) = self.health.database_fault_reason() {
+            return Err(StoreError::Unavailable(f.message));
+        }
+        if let Some(Err(reason)) = self.files.as_ref().map(|f| f.check()) {
+            if self.health.database_fault(reason.clone()) {
+                tracing::error!(reason = %reason, "database files changed under the daemon; writes are refused until a restart");
+            }
+            return Err(StoreError::Unavailable(reason));
+        }
+        Ok(())
     }
 
     pub(super) fn tracker(&mut self, printer: &PrinterId) -> &mut PrinterTracker {
@@ -170,11 +194,22 @@ impl JobCreator {
         self.publish(job_event(kind, job));
     }
 
-    /// Records the outcome of a write for /health.
+    /// Records the outcome of a write for /health. A write outside a group is durable
+    /// once done, so it is reported done only if it went to the database's files and not
+    /// to ones deleted or replaced under the daemon.
     pub(super) fn track<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        let r = match r {
+            Ok(v) if self.conn.is_autocommit() => self.files_ok().map(|()| v),
+            r => r,
+        };
         match &r {
             Ok(_) => self.health.write_succeeded(),
-            Err(e @ (StoreError::DiskFull | StoreError::Locked | StoreError::Sqlite(_))) => {
+            Err(
+                e @ (StoreError::DiskFull
+                | StoreError::Locked
+                | StoreError::ReadOnly
+                | StoreError::Sqlite(_)),
+            ) => {
                 tracing::error!(error = %e, "database write failed");
                 self.health.write_failed(e.to_string());
             }

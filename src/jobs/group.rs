@@ -80,6 +80,7 @@ impl JobCreator {
             return Ok(());
         }
         if self.group.began.is_none() {
+            self.files_ok()?;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.group.began = Some(Instant::now());
             if let Some(me) = &self.me {
@@ -109,7 +110,10 @@ impl JobCreator {
                 "the group's transaction was rolled back".into(),
             ))
         } else {
-            self.conn.execute_batch("COMMIT").map_err(StoreError::from)
+            // Not committed into files deleted or replaced under the daemon (its events
+            // would announce jobs a restart loses); undone below instead.
+            self.files_ok()
+                .and_then(|()| self.conn.execute_batch("COMMIT").map_err(StoreError::from))
         };
         let group = std::mem::take(&mut self.group);
         self.group.active = group.active;
@@ -331,5 +335,28 @@ mod tests {
             events(&r.client).await,
             ["\"job_auto_created\"", "\"printer_status\""]
         );
+    }
+
+    #[actix_rt::test]
+    async fn a_group_is_not_committed_into_a_replaced_database() {
+        let mut r = rig(&["a"]).await;
+        r.creator.files = Some(store::files::FileIdentity::capture(&r.db).unwrap());
+        status(&mut r.creator, printing("a", "one.3mf"));
+        // An operator restores a copy over the live file while the group is open.
+        let copy = r.db.with_extension("copy");
+        std::fs::copy(&r.db, &copy).unwrap();
+        std::fs::rename(&copy, &r.db).unwrap();
+        r.creator.commit();
+        assert!(
+            events(&r.client).await.is_empty(),
+            "no event for a job a restart would lose"
+        );
+        assert!(r.creator.open.is_empty());
+        let fault = r.creator.health.database_fault_reason().unwrap();
+        assert!(fault.message.contains("replaced"), "{}", fault.message);
+        // Later statuses open no group: the writes are refused until a restart.
+        status(&mut r.creator, printing("a", "one.3mf"));
+        assert!(!r.creator.group.holds_events());
+        assert_eq!(jobs_seen(&r.db), 0);
     }
 }

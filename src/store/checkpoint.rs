@@ -8,6 +8,10 @@
 //! and, once a checkpoint has copied everything, starts the WAL over on its next commit.
 //! The writer's own auto-checkpoint stays on as a backstop, at a size this thread keeps
 //! the WAL well below, so the WAL cannot grow without bound if this thread stops.
+//!
+//! On the same tick it checks that the database's paths still name the files the writer
+//! has open (`files::FileIdentity`), so `/health` shows a deleted or replaced database
+//! within a second even when nothing is being written.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +22,15 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::StoreError;
+use super::files::FileIdentity;
+use crate::health::Health;
+
+/// What the checkpoint thread watches besides the WAL: the files' identities, and the
+/// health a change is reported to.
+pub struct Watch {
+    pub files: FileIdentity,
+    pub health: Arc<Health>,
+}
 
 /// How often the checkpointer runs.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,8 +45,13 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Opens a second connection to `path` and starts checkpointing every `interval`.
-    pub fn start(path: &Path, interval: Duration) -> Result<Self, StoreError> {
+    /// Opens a second connection to `path` and starts checkpointing (and watching, if
+    /// `watch` is given) every `interval`.
+    pub fn start(
+        path: &Path,
+        interval: Duration,
+        watch: Option<Watch>,
+    ) -> Result<Self, StoreError> {
         let conn = super::open_read_write(path)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -41,7 +59,7 @@ impl Checkpointer {
             .spawn({
                 let stop = stop.clone();
                 let path = path.to_path_buf();
-                move || run(conn, &path, interval, &stop)
+                move || run(conn, &path, interval, &stop, watch)
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?;
         Ok(Self {
@@ -67,11 +85,17 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?)
 }
 
-fn run(conn: Connection, path: &Path, interval: Duration, stop: &AtomicBool) {
+fn run(conn: Connection, path: &Path, interval: Duration, stop: &AtomicBool, watch: Option<Watch>) {
     let mut failing = false;
     loop {
         std::thread::park_timeout(interval);
         let stopping = stop.load(Ordering::Relaxed);
+        if let Some(w) = &watch
+            && let Err(reason) = w.files.check()
+            && w.health.database_fault(reason.clone())
+        {
+            tracing::error!(reason = %reason, "database files changed under the daemon; writes are refused until a restart");
+        }
         match checkpoint(&conn) {
             Ok(_) if failing => {
                 failing = false;
@@ -101,7 +125,8 @@ mod tests {
     fn largest_wal(path: &Path, with_thread: bool) -> u64 {
         let writer = super::super::open_writer(path).unwrap();
         writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let cp = with_thread.then(|| Checkpointer::start(path, Duration::from_millis(5)).unwrap());
+        let cp =
+            with_thread.then(|| Checkpointer::start(path, Duration::from_millis(5), None).unwrap());
         let wal = path.with_extension("db-wal");
         let mut largest = 0;
         for _ in 0..200 {

@@ -1,10 +1,13 @@
-//! Job rows: insert, update, delete, look-ups and the filtered, paged list.
+//! Job rows: insert, update, delete, look-ups and the filtered, paged list. Rows are
+//! read by `job_row.rs`, which never fails on a stored value it cannot read.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::StoreError;
-use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
+use super::job_row::from_row;
+pub use super::job_row::unreadable_values;
+use crate::domain::JobStatus;
 use crate::jobs::Job;
 use crate::time::{self, Timestamp};
 
@@ -31,48 +34,6 @@ pub struct JobQuery {
     pub q: Option<String>,
     pub limit: u32,
     pub offset: u64,
-}
-
-fn ts(s: Option<String>) -> rusqlite::Result<Option<Timestamp>> {
-    s.map(|s| {
-        time::parse(&s).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-        })
-    })
-    .transpose()
-}
-
-fn conversion(e: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-}
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
-    let info: String = r.get(11)?;
-    Ok(Job {
-        id: JobId::from_string(r.get(0)?),
-        printer_id: PrinterId::new(r.get::<_, String>(1)?).map_err(conversion)?,
-        printer_type: r
-            .get::<_, String>(2)?
-            .parse::<PrinterType>()
-            .map_err(conversion)?,
-        job_name: r.get(3)?,
-        filename: r.get(4)?,
-        status: r
-            .get::<_, String>(5)?
-            .parse::<JobStatus>()
-            .map_err(conversion)?,
-        progress: r.get(6)?,
-        start_time: ts(r.get(7)?)?,
-        end_time: ts(r.get(8)?)?,
-        estimated_duration: r.get(9)?,
-        actual_duration: r.get(10)?,
-        customer_info: serde_json::from_str(&info).map_err(|e| conversion(e.to_string()))?,
-        notes: r.get(12)?,
-        created_at: ts(Some(r.get(13)?))?.unwrap_or_default(),
-        updated_at: ts(Some(r.get(14)?))?.unwrap_or_default(),
-        printer_job_id: r.get(15)?,
-        printer_start_time: ts(r.get(16)?)?,
-    })
 }
 
 fn values(j: &Job) -> [SqlValue; 17] {
@@ -366,6 +327,7 @@ pub fn list(conn: &Connection, q: &JobQuery) -> Result<(Vec<Job>, u64), StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{JobId, PrinterId, PrinterType};
     use serde_json::json;
 
     fn db() -> Connection {
@@ -401,6 +363,36 @@ mod tests {
             printer_job_id: None,
             printer_start_time: None,
         }
+    }
+
+    #[test]
+    fn an_unreadable_value_reads_as_null_and_the_row_is_still_listed() {
+        let c = db();
+        let j = job("p1", "cube.3mf", JobStatus::Completed, false);
+        insert(&c, &j).unwrap();
+        insert(&c, &job("p1", "other.3mf", JobStatus::Completed, false)).unwrap();
+        c.execute(
+            "UPDATE jobs SET start_time = '+10000-01-01T00:00:00.000Z', end_time = 42, \
+             estimated_duration = 'soon' WHERE id = ?1",
+            [j.id.as_str()],
+        )
+        .unwrap();
+        let before = unreadable_values();
+        let back = get(&c, j.id.as_str()).unwrap().unwrap();
+        assert_eq!((back.start_time, back.end_time), (None, None));
+        assert_eq!(back.estimated_duration, None);
+        assert_eq!(back.filename, "cube.3mf");
+        assert!(unreadable_values() >= before + 3);
+        let (page, total) = list(
+            &c,
+            &JobQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((page.len(), total), (2, 2));
+        assert!(delete(&c, j.id.as_str()).unwrap());
     }
 
     #[test]

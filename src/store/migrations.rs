@@ -12,6 +12,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/0002_job_counts.sql"),
+    include_str!("migrations/0003_unreadable_times.sql"),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -90,5 +91,40 @@ mod tests {
             n("SELECT sum(n) FROM job_counts WHERE printer_id = 'p2' AND auto_created = 1"),
             2
         );
+    }
+
+    #[test]
+    fn version_3_nulls_times_no_version_can_read() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(MIGRATIONS[1]).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        for (id, start) in [
+            ("good", "2025-01-09T14:28:45.000Z"),
+            ("year_10000", "+10000-01-01T00:00:00.000Z"),
+            ("negative", "-0001-12-31T00:00:00.000Z"),
+        ] {
+            c.execute(
+                "INSERT INTO jobs (id, printer_id, printer_type, job_name, filename, status, \
+                 start_time, end_time, printer_start_time, created_at, updated_at) \
+                 VALUES (?1, 'p1', 'bambu', 'x', 'x.3mf', 'completed', ?2, ?2, ?2, \
+                 '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z')",
+                rusqlite::params![id, start],
+            )
+            .unwrap();
+        }
+        apply(&mut c).unwrap();
+        let times = |id: &str| -> [Option<String>; 3] {
+            c.query_row(
+                "SELECT start_time, end_time, printer_start_time FROM jobs WHERE id = ?1",
+                [id],
+                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
+            )
+            .unwrap()
+        };
+        let good = Some("2025-01-09T14:28:45.000Z".to_owned());
+        assert_eq!(times("good"), [good.clone(), good.clone(), good]);
+        assert_eq!(times("year_10000"), [None, None, None]);
+        assert_eq!(times("negative"), [None, None, None]);
     }
 }

@@ -9,6 +9,8 @@
 //! the JobCreator so that cost is paid per batch, not per report.
 
 pub mod checkpoint;
+pub mod files;
+mod job_row;
 pub mod jobs;
 mod migrations;
 pub mod printers;
@@ -54,9 +56,18 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("the database worker is gone: {0}")]
+    /// The database cannot be used now; the message says why and what to do.
+    #[error("{0}")]
     Unavailable(String),
+    #[error("{READ_ONLY}")]
+    ReadOnly,
+    /// Another process holds the database's lock (`files::DbLock`).
+    #[error("{0}")]
+    InUse(String),
 }
+
+/// What SQLite's "readonly" error means for the operator.
+const READ_ONLY: &str = "the database is read-only (its file, its directory or its file system): printfarmd needs to write the file and to create its -wal and -shm files beside it; give the user printfarmd runs as write access, then restart printfarmd";
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -64,16 +75,33 @@ impl From<rusqlite::Error> for StoreError {
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => StoreError::DiskFull,
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked,
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
             _ => StoreError::Sqlite(e),
         }
     }
 }
 
-/// Opens (creating if needed) the database for writing, applies migrations and sets
-/// the pragmas. Fails with a message naming the path when it cannot.
+/// Opens (creating if needed, 0600) the database for writing, applies migrations and
+/// sets the pragmas. Fails with a message naming the path when it cannot, and refuses a
+/// database it could only read (rather than start and fail every write).
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    files::create_private(path)?;
     let mut conn = open_read_write(path)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    let read_only = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => {
+            StoreError::Unavailable(format!("{}: {READ_ONLY}", path.display()))
+        }
+        _ => e.into(),
+    };
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(read_only)? {
+        return Err(StoreError::Unavailable(format!(
+            "{}: {READ_ONLY}",
+            path.display()
+        )));
+    }
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(read_only)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!(
             "database {} cannot use WAL mode (got {mode}); put it on a local file system",
@@ -89,6 +117,10 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
     )?;
     migrations::apply(&mut conn)?;
+    // The write lock (the -wal and -shm files open for writing): a database SQLite can
+    // open but not write fails here, at start, and not at the first job.
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+        .map_err(read_only)?;
     Ok(conn)
 }
 
@@ -168,12 +200,10 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let _permit =
+            self.inner.permits.acquire().await.map_err(|e| {
+                StoreError::Unavailable(format!("the database worker is gone: {e}"))
+            })?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = match pool.inner.idle.lock().map(|mut v| v.pop()) {
@@ -187,6 +217,6 @@ impl ReadPool {
             out
         })
         .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map_err(|e| StoreError::Unavailable(format!("the database worker is gone: {e}")))?
     }
 }

@@ -4,8 +4,10 @@
 mod harness;
 
 mod config;
+mod db_faults;
 mod duplicates;
 mod errors;
+mod faults;
 mod jobs;
 mod neighbours;
 mod seq;
