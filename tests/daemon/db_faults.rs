@@ -114,7 +114,14 @@ fn run_as(dir: &Path, config: &Path, uid: Option<u32>) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         );
     }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_printfarmd"));
+    // The build's binary may sit where `uid` cannot reach it (CI keeps the target
+    // directory under /root): run a copy from a directory anyone can read.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("printfarmd");
+    std::fs::copy(env!("CARGO_BIN_EXE_printfarmd"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(&bin);
     cmd.args(["run", "--config", config.to_str().unwrap()])
         .current_dir(dir)
         .env_remove("PRINTFARMD_DATABASE__PATH")
