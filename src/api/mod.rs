@@ -12,6 +12,7 @@ mod health;
 mod jobs;
 mod printers;
 mod settings;
+mod webhooks;
 mod ws;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub printers: PrinterRegistry,
     pub health: Arc<Health>,
     pub auth: Arc<AuthConfig>,
+    pub integrations: crate::notify::Integrations,
 }
 
 fn with_state(
@@ -64,7 +66,8 @@ pub fn routes(
         jobs::routes(st.clone())
             .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
-            .or(health::routes(st.clone())),
+            .or(health::routes(st.clone()))
+            .or(webhooks::routes(st.clone())),
     );
     let ws = ws::route(st.clone());
     // The dashboard sets its own cache headers (ETag + revalidate); everything else,

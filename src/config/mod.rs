@@ -49,6 +49,11 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub printers: Vec<PrinterConfig>,
+    /// `[[webhooks]]` and `[mqtt]` (src/notify).
+    #[serde(default)]
+    pub webhooks: Vec<crate::notify::config::WebhookConfig>,
+    #[serde(default)]
+    pub mqtt: Option<crate::notify::config::MqttConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +315,7 @@ impl Config {
             }
             p.validate()?;
         }
+        crate::notify::config::validate(&self.webhooks, self.mqtt.as_ref())?;
         Ok(())
     }
 
