@@ -105,7 +105,11 @@ impl WebhookConfig {
                 "webhook id {id:?} must be 1 to {MAX_ID_LEN} letters, digits, '_', '-' or '.'"
             ));
         }
-        if self.name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME_LEN) {
+        if self
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NAME_LEN)
+        {
             return Err(format!(
                 "webhook {id}: name is longer than {MAX_NAME_LEN} characters"
             ));
@@ -261,7 +265,9 @@ mod tests {
             let e = hook(bad).validate().unwrap_err();
             assert!(!e.contains("tok3n"), "{e}");
         }
-        hook("https://discord.com/api/webhooks/1/abc").validate().unwrap();
+        hook("https://discord.com/api/webhooks/1/abc")
+            .validate()
+            .unwrap();
     }
 
     #[test]
@@ -269,6 +275,9 @@ mod tests {
         let mut w = hook("http://h/");
         w.events = vec!["job_finished".into()];
         let e = w.validate().unwrap_err();
-        assert!(e.contains("job_finished") && e.contains("job_updated"), "{e}");
+        assert!(
+            e.contains("job_finished") && e.contains("job_updated"),
+            "{e}"
+        );
     }
 }

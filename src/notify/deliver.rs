@@ -111,8 +111,12 @@ pub async fn run(queue: Arc<Queue>, hooks: Hooks) {
                 return;
             };
             started += 1;
-            let (http, hooks, queue, in_flight) =
-                (http.clone(), hooks.clone(), queue.clone(), in_flight.clone());
+            let (http, hooks, queue, in_flight) = (
+                http.clone(),
+                hooks.clone(),
+                queue.clone(),
+                in_flight.clone(),
+            );
             tokio::spawn(async move {
                 let outcome = attempt(&http, &hooks, &d).await;
                 finish(&queue, &d, outcome).await;
@@ -136,10 +140,7 @@ async fn attempt(http: &reqwest::Client, hooks: &Hooks, d: &Delivery) -> Outcome
     let age = Duration::from_millis(now.saturating_sub(d.created_ms).max(0) as u64);
     if age > GIVE_UP_AFTER {
         return Outcome::Dropped {
-            error: format!(
-                "gave up after {} attempts over 24 h",
-                d.attempts
-            ),
+            error: format!("gave up after {} attempts over 24 h", d.attempts),
         };
     }
     let Some(hook) = hooks.get(&d.webhook_id) else {
@@ -154,7 +155,10 @@ async fn attempt(http: &reqwest::Client, hooks: &Hooks, d: &Delivery) -> Outcome
         .header(DELIVERY_HEADER, d.id.as_str())
         .header(EVENT_HEADER, d.event_type.as_str());
     if let Some(secret) = &cfg.secret {
-        req = req.header(SIGNATURE_HEADER, signature(secret.expose(), d.body.as_bytes()));
+        req = req.header(
+            SIGNATURE_HEADER,
+            signature(secret.expose(), d.body.as_bytes()),
+        );
     }
     if let Ok(serde_json::Value::Object(extra)) = serde_json::from_str(&d.headers) {
         for (k, v) in extra {
@@ -176,10 +180,7 @@ async fn attempt(http: &reqwest::Client, hooks: &Hooks, d: &Delivery) -> Outcome
         ),
         Ok(r) => format!("HTTP {}", r.status().as_u16()),
         // Never the URL: it may carry a token.
-        Err(e) if e.is_timeout() => format!(
-            "no answer within {} s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
+        Err(e) if e.is_timeout() => format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
         Err(e) if e.is_connect() => "could not connect".to_owned(),
         Err(e) => format!("request failed: {}", e.without_url()),
     };

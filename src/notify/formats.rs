@@ -87,7 +87,11 @@ pub fn message(ev: &Incoming, printer: &str, reason: Option<&str>) -> (String, S
         if let Some(e) = s.error.as_deref().or(s.last_error.as_deref()) {
             text.push_str(&format!(": {e}"));
         }
-        return (text, format!("printfarmd: {printer} {}", s.connection), level);
+        return (
+            text,
+            format!("printfarmd: {printer} {}", s.connection),
+            level,
+        );
     }
     let job = ev.job.clone().unwrap_or_default();
     let what = job
@@ -266,7 +270,12 @@ mod tests {
         assert_eq!(r.body, r#"{"type":"job_updated"}"#);
         let d: serde_json::Value =
             serde_json::from_str(&render(Format::Discord, &ev, "p", None).body).unwrap();
-        assert!(d["content"].as_str().unwrap().starts_with("❌ bracket.3mf failed on p"));
+        assert!(
+            d["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("❌ bracket.3mf failed on p")
+        );
         let s: serde_json::Value =
             serde_json::from_str(&render(Format::Slack, &ev, "p", None).body).unwrap();
         assert!(s["text"].is_string());

@@ -162,8 +162,12 @@ impl Integrations {
         for (id, json) in store::webhooks::list_api(&conn)? {
             match serde_json::from_str::<WebhookConfig>(&json) {
                 Ok(cfg) if hooks.get(&cfg.id).is_none() => hooks.push(Hook::new(cfg, "api")),
-                Ok(_) => tracing::warn!(webhook = %id, "a webhook saved through the API has the id of a config-file webhook; the config file's is used"),
-                Err(e) => tracing::warn!(webhook = %id, error = %e, "a saved webhook cannot be read; skipped"),
+                Ok(_) => {
+                    tracing::warn!(webhook = %id, "a webhook saved through the API has the id of a config-file webhook; the config file's is used")
+                }
+                Err(e) => {
+                    tracing::warn!(webhook = %id, error = %e, "a saved webhook cannot be read; skipped")
+                }
             }
         }
         drop(conn);
@@ -231,7 +235,10 @@ impl Integrations {
         self.inner.hooks.push(Hook::new(cfg.clone(), "api"));
         self.inner.tap.refresh_filter();
         tracing::info!(webhook = %cfg.id, format = ?cfg.format, "webhook added");
-        self.inner.hooks.get(&cfg.id).ok_or(HookError::NotFound(cfg.id))
+        self.inner
+            .hooks
+            .get(&cfg.id)
+            .ok_or(HookError::NotFound(cfg.id))
     }
 
     /// Removes an API webhook and its queued deliveries.
@@ -309,7 +316,11 @@ pub fn redacted_url(url: &str) -> String {
             } else {
                 "/…"
             };
-            format!("{}://{}{port}{rest}", u.scheme(), u.host_str().unwrap_or(""))
+            format!(
+                "{}://{}{port}{rest}",
+                u.scheme(),
+                u.host_str().unwrap_or("")
+            )
         }
         Err(_) => "…".into(),
     }
@@ -354,6 +365,9 @@ mod tests {
             redacted_url("https://discord.com/api/webhooks/1/tok?x=1"),
             "https://discord.com/…"
         );
-        assert_eq!(redacted_url("http://10.0.0.5:8080/"), "http://10.0.0.5:8080/");
+        assert_eq!(
+            redacted_url("http://10.0.0.5:8080/"),
+            "http://10.0.0.5:8080/"
+        );
     }
 }

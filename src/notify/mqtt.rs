@@ -176,7 +176,13 @@ fn reconnect_delay(failures: u32) -> Duration {
 fn node_id(printer: &str) -> String {
     let clean: String = printer
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("printfarmd_{clean}")
 }
@@ -193,11 +199,36 @@ fn discovery(cfg: &MqttConfig, v: &View) -> Vec<(String, String)> {
         "model": v.kind.as_deref().unwrap_or("printer"),
     });
     let sensors = [
-        ("state", "State", "{{ value_json.state }}", json!({"icon": "mdi:printer-3d"})),
-        ("connection", "Connection", "{{ value_json.connection }}", json!({"icon": "mdi:lan-connect"})),
-        ("progress", "Progress", "{{ value_json.progress }}", json!({"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:progress-check"})),
-        ("current_job", "Current job", "{{ value_json.current_job if value_json.current_job else 'none' }}", json!({"icon": "mdi:file-outline"})),
-        ("time_left", "Time left", "{{ value_json.time_left_s if value_json.time_left_s is not none else 0 }}", json!({"unit_of_measurement": "s", "device_class": "duration"})),
+        (
+            "state",
+            "State",
+            "{{ value_json.state }}",
+            json!({"icon": "mdi:printer-3d"}),
+        ),
+        (
+            "connection",
+            "Connection",
+            "{{ value_json.connection }}",
+            json!({"icon": "mdi:lan-connect"}),
+        ),
+        (
+            "progress",
+            "Progress",
+            "{{ value_json.progress }}",
+            json!({"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:progress-check"}),
+        ),
+        (
+            "current_job",
+            "Current job",
+            "{{ value_json.current_job if value_json.current_job else 'none' }}",
+            json!({"icon": "mdi:file-outline"}),
+        ),
+        (
+            "time_left",
+            "Time left",
+            "{{ value_json.time_left_s if value_json.time_left_s is not none else 0 }}",
+            json!({"unit_of_measurement": "s", "device_class": "duration"}),
+        ),
     ];
     sensors
         .into_iter()

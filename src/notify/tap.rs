@@ -59,7 +59,12 @@ pub struct TapHandle {
 
 impl TapHandle {
     fn filter(&self) -> Filter {
-        let hooks = self.state.lock().unwrap_or_else(|e| e.into_inner()).hooks.all();
+        let hooks = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hooks
+            .all();
         let events = if hooks.is_empty() && !self.has_mqtt {
             // Nothing listens: take only the rare settings event, so an idle tap costs
             // nothing at any farm size.
@@ -91,7 +96,11 @@ impl TapHandle {
 
     /// Routes whatever the outbox holds now.
     pub fn drain(&self) {
-        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let client = self
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(c) = client {
             let batch = c.take();
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,7 +250,11 @@ impl State {
     }
 
     fn remember(&mut self, job: &str, status: &str) {
-        if self.jobs.insert(job.to_owned(), status.to_owned()).is_none() {
+        if self
+            .jobs
+            .insert(job.to_owned(), status.to_owned())
+            .is_none()
+        {
             self.job_order.push_back(job.to_owned());
             while self.job_order.len() > MAX_TRACKED_JOBS {
                 if let Some(old) = self.job_order.pop_front() {
@@ -299,6 +312,9 @@ fn cut(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
-    let end = (0..=max).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+    let end = (0..=max)
+        .rev()
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(0);
     format!("{}…", &s[..end])
 }

@@ -92,9 +92,11 @@ pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Delivery>
 /// When the next delivery is due, if any is queued.
 pub fn next_due_ms(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row("SELECT min(next_attempt_ms) FROM webhook_deliveries", [], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
+        .query_row(
+            "SELECT min(next_attempt_ms) FROM webhook_deliveries",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )
         .optional()?
         .flatten())
 }
@@ -104,9 +106,14 @@ pub fn next_due_ms(conn: &Connection) -> Result<Option<i64>, StoreError> {
 pub enum Outcome {
     Delivered,
     /// Failed; try again at `next_ms`.
-    Retry { next_ms: i64, error: String },
+    Retry {
+        next_ms: i64,
+        error: String,
+    },
     /// Failed for good (too old, or its webhook is gone): removed and counted.
-    Dropped { error: String },
+    Dropped {
+        error: String,
+    },
 }
 
 /// Records an attempt's outcome: the queue row and the webhook's status in one commit.
@@ -123,7 +130,10 @@ pub fn record(
     )?;
     match outcome {
         Outcome::Delivered => {
-            tx.execute("DELETE FROM webhook_deliveries WHERE id = ?1", params![d.id])?;
+            tx.execute(
+                "DELETE FROM webhook_deliveries WHERE id = ?1",
+                params![d.id],
+            )?;
             tx.execute(
                 "UPDATE webhook_status SET last_success_at = ?2, delivered = delivered + 1 \
                  WHERE webhook_id = ?1",
@@ -143,7 +153,10 @@ pub fn record(
             )?;
         }
         Outcome::Dropped { error } => {
-            tx.execute("DELETE FROM webhook_deliveries WHERE id = ?1", params![d.id])?;
+            tx.execute(
+                "DELETE FROM webhook_deliveries WHERE id = ?1",
+                params![d.id],
+            )?;
             tx.execute(
                 "UPDATE webhook_status SET last_error = ?2, last_error_at = ?3, \
                  dropped = dropped + 1 WHERE webhook_id = ?1",
@@ -252,7 +265,10 @@ pub fn delete_api(conn: &Connection, id: &str) -> Result<u64, StoreError> {
         "DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
         params![id],
     )?;
-    tx.execute("DELETE FROM webhook_status WHERE webhook_id = ?1", params![id])?;
+    tx.execute(
+        "DELETE FROM webhook_status WHERE webhook_id = ?1",
+        params![id],
+    )?;
     tx.commit()?;
     Ok(dropped as u64)
 }
@@ -284,7 +300,11 @@ mod tests {
     #[test]
     fn a_delivery_stays_queued_until_it_is_delivered_or_dropped() {
         let (_d, c) = db();
-        enqueue(&c, &[delivery("a", 10), delivery("b", 20), delivery("c", 30)]).unwrap();
+        enqueue(
+            &c,
+            &[delivery("a", 10), delivery("b", 20), delivery("c", 30)],
+        )
+        .unwrap();
         // Enqueued twice (a replay): still one row.
         enqueue(&c, &[delivery("a", 10)]).unwrap();
         assert_eq!(queued_total(&c).unwrap(), 3);
@@ -303,7 +323,10 @@ mod tests {
         assert_eq!(next_due_ms(&c).unwrap(), Some(100));
         assert_eq!(due(&c, 100, 10).unwrap()[0].attempts, 1);
         let s = &statuses(&c).unwrap()["w"];
-        assert_eq!((s.queued, s.delivered, s.failed_attempts, s.dropped), (1, 1, 1, 1));
+        assert_eq!(
+            (s.queued, s.delivered, s.failed_attempts, s.dropped),
+            (1, 1, 1, 1)
+        );
         assert_eq!(s.last_success_at.as_deref(), Some("t1"));
         assert_eq!(s.last_error.as_deref(), Some("too old"));
     }

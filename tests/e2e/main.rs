@@ -9,3 +9,4 @@ mod harness;
 mod autojobs;
 mod printers;
 mod rig;
+mod webhooks;
