@@ -8,5 +8,6 @@ mod harness;
 
 mod autojobs;
 mod printers;
+mod mqtt;
 mod rig;
 mod webhooks;
