@@ -248,6 +248,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_delivery_older_than_a_day_or_without_its_webhook_is_dropped_unsent() {
+        let hooks = Hooks::default();
+        let mut d = Delivery {
+            id: "d".into(),
+            webhook_id: "gone".into(),
+            event_type: "job_created".into(),
+            body: "{}".into(),
+            content_type: "application/json".into(),
+            headers: "{}".into(),
+            created_ms: now_ms(),
+            attempts: 0,
+            next_attempt_ms: 0,
+        };
+        let http = http_client();
+        let o = attempt(&http, &hooks, &d).await;
+        assert!(
+            matches!(&o, Outcome::Dropped { error } if error.contains("no longer exists")),
+            "{o:?}"
+        );
+        d.created_ms = now_ms() - GIVE_UP_AFTER.as_millis() as i64 - 1000;
+        d.attempts = 17;
+        let o = attempt(&http, &hooks, &d).await;
+        assert!(
+            matches!(&o, Outcome::Dropped { error } if error.contains("24 h")),
+            "{o:?}"
+        );
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         for attempts in 0..40 {

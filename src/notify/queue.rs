@@ -193,3 +193,42 @@ impl Queue {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(i: usize) -> Delivery {
+        Delivery {
+            id: format!("d{i}"),
+            webhook_id: "w".into(),
+            event_type: "job_created".into(),
+            body: "{}".into(),
+            content_type: "application/json".into(),
+            headers: "{}".into(),
+            created_ms: 0,
+            attempts: 0,
+            next_attempt_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_pending_list_drops_and_counts_instead_of_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        drop(store::open_writer(&path).unwrap());
+        let q = Queue::open(&path).unwrap();
+        // No writer running: nothing drains the list.
+        q.push((0..PENDING_CAPACITY + 5).map(delivery).collect());
+        assert_eq!(q.stats.dropped.load(Ordering::Relaxed), 5);
+        q.flush().await;
+        assert_eq!(q.queued(), PENDING_CAPACITY as u64);
+        let on_disk = q.db(store::webhooks::queued_total).await.unwrap();
+        assert_eq!(on_disk, PENDING_CAPACITY as u64);
+        // A reopened queue knows what is on disk.
+        assert_eq!(
+            Queue::open(&path).unwrap().queued(),
+            PENDING_CAPACITY as u64
+        );
+    }
+}

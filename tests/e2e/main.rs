@@ -7,7 +7,7 @@
 mod harness;
 
 mod autojobs;
-mod printers;
 mod mqtt;
+mod printers;
 mod rig;
 mod webhooks;

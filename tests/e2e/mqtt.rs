@@ -44,7 +44,10 @@ async fn broker(dir: &Path, port: u16) -> tokio::process::Child {
         .await
         .is_err()
     {
-        assert!(tokio::time::Instant::now() < deadline, "mosquitto did not start");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mosquitto did not start"
+        );
         if let Ok(Some(st)) = child.try_wait() {
             panic!("mosquitto exited: {st}");
         }
@@ -116,13 +119,21 @@ impl Drop for Sub {
 }
 
 fn discovered(s: &Sub, node: &str) -> bool {
-    ["state", "connection", "progress", "current_job", "time_left"]
-        .iter()
-        .all(|o| {
-            let c = s.json(&format!("homeassistant/sensor/{node}/{o}/config"));
-            c["state_topic"].as_str().is_some_and(|t| t.ends_with("/state"))
-                && c["availability_topic"] == "printfarmd/status"
-        })
+    [
+        "state",
+        "connection",
+        "progress",
+        "current_job",
+        "time_left",
+    ]
+    .iter()
+    .all(|o| {
+        let c = s.json(&format!("homeassistant/sensor/{node}/{o}/config"));
+        c["state_topic"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/state"))
+            && c["availability_topic"] == "printfarmd/status"
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +178,9 @@ async fn home_assistant_sees_the_farm_and_a_broker_restart_recovers() {
         st["state"] == "printing"
             && st["progress"].as_f64().is_some_and(|p| p > 0.0)
             && st["time_left_s"].as_i64().is_some_and(|t| t > 0)
-            && st["current_job"].as_str().is_some_and(|f| f.starts_with("bracket"))
+            && st["current_job"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("bracket"))
     })
     .await;
     sub.wait("the job event", |s| {

@@ -420,3 +420,63 @@ async fn the_webhooks_api_checks_input_hides_secrets_and_never_follows_redirects
     }
     receiver.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printer_status_webhooks_fire_on_connection_and_state_changes_only() {
+    let port = free_port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let receiver = Receiver::start(port, got.clone()).await;
+    let extra = format!(
+        "{}\n[[webhooks]]\nid = \"chat\"\nurl = \"http://127.0.0.1:{port}/slack\"\nformat = \"slack\"\nevents = [\"printer_status\"]\nprinter_ids = [\"bambu_1\"]\n",
+        rig::DAEMON_EXTRA
+    );
+    let r = Rig::start_with(x1(2), &extra).await;
+    let names: Vec<String> = r.sim.printers().iter().map(|p| p.name.clone()).collect();
+    let text = |g: &Got| g.json()["text"].as_str().unwrap_or("").to_owned();
+    // A print moves the state: news. Its progress, reported every second, is not.
+    r.act("bambu_1", print("cube.3mf", 60)).await;
+    r.act("bambu_2", print("other.3mf", 60)).await;
+    let printing = format!("🖨️ {} is connected (printing)", names[0]);
+    wait_got("printing", &got, |g| text(g) == printing, || r.d.log()).await;
+    // Connection changes are news too.
+    r.act("bambu_1", Action::Reboot).await;
+    r.act("bambu_2", Action::Reboot).await;
+    let off = format!("🔌 {} is ", names[0]);
+    wait_got(
+        "a connection change",
+        &got,
+        |g| text(g).starts_with(&off),
+        || r.d.log(),
+    )
+    .await;
+    eventually(
+        "printing again after the connection change",
+        async || {
+            let texts: Vec<String> = receiver.all().iter().map(text).collect();
+            let first_off = texts.iter().position(|t| t.starts_with(&off));
+            let last_printing = texts.iter().rposition(|t| *t == printing);
+            if first_off.is_some() && last_printing > first_off {
+                Ok(())
+            } else {
+                Err(texts)
+            }
+        },
+        |t| format!("received: {t:#?}"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let texts: Vec<String> = receiver.all().iter().map(text).collect();
+    assert!(
+        texts.iter().all(|t| t.contains(names[0].as_str())),
+        "the printer filter let another printer through: {texts:#?}"
+    );
+    // Statuses arrive every second while printing; only changes were sent.
+    for w in texts.windows(2) {
+        assert_ne!(w[0], w[1], "the same state sent twice in a row: {texts:#?}");
+    }
+    assert!(
+        texts.len() < 12,
+        "more than state changes were sent: {texts:#?}"
+    );
+    receiver.stop();
+}
