@@ -236,7 +236,9 @@ fn discovery(cfg: &MqttConfig, v: &View) -> Vec<(String, String)> {
             let mut c = json!({
                 "name": label,
                 "unique_id": format!("{node}_{object}"),
+                // object_id for Home Assistant before 2025.10, default_entity_id after.
                 "object_id": format!("{node}_{object}"),
+                "default_entity_id": format!("sensor.{node}_{object}"),
                 "state_topic": state_topic,
                 "value_template": template,
                 "availability_topic": format!("{}/status", cfg.topic_prefix),
@@ -463,5 +465,6 @@ mod tests {
         assert_eq!(c["state_topic"], "printfarmd/printers/x1.rack/state");
         assert_eq!(c["availability_topic"], "printfarmd/status");
         assert_eq!(c["unit_of_measurement"], "%");
+        assert_eq!(c["default_entity_id"], "sensor.printfarmd_x1_rack_progress");
     }
 }
