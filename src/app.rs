@@ -83,6 +83,7 @@ pub async fn run(
         broadcaster.clone(),
         printers.clone(),
     )
+    .await
     .context("starting webhooks and MQTT")?;
 
     // The JobCreator has a thread of its own (an Arbiter: rusqlite blocks, and nothing

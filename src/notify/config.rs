@@ -271,6 +271,42 @@ mod tests {
     }
 
     #[test]
+    fn the_file_sections_parse_and_their_mistakes_are_named() {
+        use crate::config::Config;
+        let ok = Config::from_toml_str(
+            "[[webhooks]]\nid = \"a\"\nurl = \"https://ntfy.sh/t\"\nformat = \"ntfy\"\nstatuses = [\"failed\"]\n\
+             [mqtt]\nurl = \"mqtt://broker:1883\"\nusername = \"u\"\npassword = \"pw-9\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.webhooks[0].format, Format::Ntfy);
+        assert_eq!(ok.mqtt.as_ref().unwrap().topic_prefix, "printfarmd");
+        assert!(!format!("{ok:?}").contains("pw-9") && !format!("{ok:?}").contains("ntfy.sh/t"));
+        for (toml, want) in [
+            ("[[webhooks]]\nurl = \"http://h/\"\n", "needs an `id`"),
+            (
+                "[[webhooks]]\nid = \"a\"\nurl = \"http://h/\"\n[[webhooks]]\nid = \"a\"\nurl = \"http://h/\"\n",
+                "twice",
+            ),
+            (
+                "[[webhooks]]\nid = \"a\"\nurl = \"http://h/\"\nformat = \"telegram\"\n",
+                "telegram",
+            ),
+            (
+                "[mqtt]\nurl = \"http://broker\"\n",
+                "mqtt.url must start with mqtt:// or mqtts://",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://b\"\ntopic_prefix = \"a/#\"\n",
+                "mqtt.topic_prefix",
+            ),
+            ("[mqtt]\nurl = \"mqtt://b\"\nqos = 2\n", "qos"),
+        ] {
+            let e = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(e.contains(want), "{toml}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_events_are_named() {
         let mut w = hook("http://h/");
         w.events = vec!["job_finished".into()];

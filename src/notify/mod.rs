@@ -25,7 +25,7 @@ use actix::Addr;
 use serde::Serialize;
 
 use crate::broadcast::{Broadcaster, EventKind};
-use crate::domain::{JobStatus, PrinterId};
+use crate::domain::JobStatus;
 use crate::registry::PrinterRegistry;
 use crate::store::webhooks::HookStatus;
 use crate::store::{self, StoreError};
@@ -38,7 +38,7 @@ pub struct Hook {
     /// `config` (the file) or `api`.
     pub managed_by: &'static str,
     kinds: u8,
-    printers: HashSet<PrinterId>,
+    printers: HashSet<String>,
     statuses: HashSet<JobStatus>,
 }
 
@@ -46,7 +46,11 @@ impl Hook {
     pub fn new(cfg: WebhookConfig, managed_by: &'static str) -> Hook {
         Hook {
             kinds: cfg.kinds().iter().fold(0, |m, k| m | k.bit()),
-            printers: cfg.printer_ids.iter().cloned().collect(),
+            printers: cfg
+                .printer_ids
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
             statuses: cfg.statuses.iter().copied().collect(),
             cfg,
             managed_by,
@@ -59,9 +63,7 @@ impl Hook {
         if self.kinds & kind.bit() == 0 {
             return false;
         }
-        if !self.printers.is_empty()
-            && !printer.is_some_and(|p| self.printers.iter().any(|x| x.as_str() == p))
-        {
+        if !self.printers.is_empty() && !printer.is_some_and(|p| self.printers.contains(p)) {
             return false;
         }
         if kind == EventKind::JobUpdated && !self.statuses.is_empty() {
@@ -146,7 +148,7 @@ pub struct Integrations {
 impl Integrations {
     /// Starts the tap, the queue writer, the deliverer and (with `[mqtt]`) the MQTT
     /// publisher. Needs a tokio runtime and the migrated database at `db_path`.
-    pub fn start(
+    pub async fn start(
         webhooks: &[WebhookConfig],
         mqtt_cfg: Option<&MqttConfig>,
         db_path: &Path,
@@ -181,7 +183,8 @@ impl Integrations {
             queue.clone(),
             mqtt.as_ref().map(|m| m.shared.clone()),
             printers,
-        );
+        )
+        .await;
         tokio::spawn(queue.clone().run_writer());
         tokio::spawn(deliver::run(queue.clone(), hooks.clone()));
         tracing::info!(

@@ -111,7 +111,9 @@ impl TapHandle {
     }
 }
 
-pub fn start(
+/// Connects to the Broadcaster before returning, so no event published after the
+/// daemon's start is missed; then routes events in a task of its own.
+pub async fn start(
     broadcaster: Addr<Broadcaster>,
     hooks: Hooks,
     queue: Arc<Queue>,
@@ -133,10 +135,15 @@ pub fn start(
         overflows: AtomicU64::new(0),
     });
     let h = handle.clone();
+    let mut first = broadcaster.send(Connect).await.ok();
     tokio::spawn(async move {
         loop {
-            let Ok(client) = broadcaster.send(Connect).await else {
-                return; // the Broadcaster stopped: the daemon is going down.
+            let client = match first.take() {
+                Some(c) => c,
+                None => match broadcaster.send(Connect).await {
+                    Ok(c) => c,
+                    Err(_) => return, // the Broadcaster stopped: the daemon is going down.
+                },
             };
             client.set_filter(h.filter());
             *h.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
