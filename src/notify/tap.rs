@@ -145,6 +145,7 @@ pub async fn start(
                     Err(_) => return, // the Broadcaster stopped: the daemon is going down.
                 },
             };
+            client.internal.store(true, Ordering::Relaxed);
             client.set_filter(h.filter());
             *h.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
             loop {
