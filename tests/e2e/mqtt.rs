@@ -1,7 +1,8 @@
 //! Issue 19, MQTT, end to end against Debian's real mosquitto: while a simulated farm
 //! prints, a subscriber sees Home Assistant discovery, retained per-printer state and
 //! job events; the broker restarts (losing its retained messages) and the daemon
-//! republishes everything; a clean stop leaves `offline`. Skipped, with a note, where
+//! republishes everything; a daemon killed outright is marked `offline` by its last will,
+//! and a clean stop leaves `offline` too. Skipped, with a note, where
 //! mosquitto is not installed (`.ci/run` installs it).
 
 use std::collections::HashMap;
@@ -56,9 +57,11 @@ async fn broker(dir: &Path, port: u16) -> tokio::process::Child {
     child
 }
 
-/// A subscriber to everything: the last payload per topic.
+/// A subscriber to everything: the last payload per topic, and every payload of
+/// `printfarmd/status` in order.
 struct Sub {
     seen: Arc<Mutex<HashMap<String, String>>>,
+    status_history: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -69,23 +72,29 @@ impl Sub {
         let (client, mut ev) = AsyncClient::new(o, 64);
         client.subscribe("#", QoS::AtMostOnce).await.unwrap();
         let seen: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-        let s = seen.clone();
+        let status_history: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (s, h) = (seen.clone(), status_history.clone());
         let task = tokio::spawn(async move {
             let _client = client;
             loop {
                 match ev.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        s.lock().unwrap().insert(
-                            p.topic.clone(),
-                            String::from_utf8_lossy(&p.payload).into_owned(),
-                        );
+                        let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                        if p.topic == "printfarmd/status" {
+                            h.lock().unwrap().push(payload.clone());
+                        }
+                        s.lock().unwrap().insert(p.topic.clone(), payload);
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
         });
-        Sub { seen, task }
+        Sub {
+            seen,
+            status_history,
+            task,
+        }
     }
 
     fn get(&self, topic: &str) -> Option<String> {
@@ -116,6 +125,10 @@ impl Drop for Sub {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn forget_status(s: &Sub) {
+    s.seen.lock().unwrap().remove("printfarmd/status");
 }
 
 fn discovered(s: &Sub, node: &str) -> bool {
@@ -207,7 +220,17 @@ async fn home_assistant_sees_the_farm_and_a_broker_restart_recovers() {
     })
     .await;
 
+    // The daemon killed outright: the broker publishes its last will; back, it is online.
+    let r = r.restart_daemon(true).await;
+    sub.wait("offline (the last will), then online again", |s| {
+        let h = s.status_history.lock().unwrap().clone();
+        let will = h.iter().position(|p| p == "offline");
+        will.is_some_and(|w| h[w..].iter().any(|p| p == "online"))
+    })
+    .await;
+
     // A clean stop says offline (retained, for Home Assistant's availability).
+    forget_status(&sub);
     let mut d = r.d;
     tokio::task::spawn_blocking(move || d.stop()).await.unwrap();
     sub.wait("offline after a clean stop", |s| {
