@@ -480,3 +480,30 @@ async fn printer_status_webhooks_fire_on_connection_and_state_changes_only() {
     );
     receiver.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_the_webhooks_api_needs_a_key() {
+    let d = tokio::task::spawn_blocking(|| {
+        Daemon::start("[auth]\nenabled = true\napi_keys = [\"key-for-hooks-1\"]\n")
+    })
+    .await
+    .unwrap();
+    let (code, _) = d.get("/api/v1/webhooks").await;
+    assert_eq!(code, 401);
+    let (code, _) = d
+        .send(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "http://h/"})),
+        )
+        .await;
+    assert_eq!(code, 401);
+    let r = d
+        .http
+        .get(d.url("/api/v1/webhooks"))
+        .header("x-api-key", "key-for-hooks-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
