@@ -9,5 +9,6 @@ mod harness;
 mod autojobs;
 mod mqtt;
 mod printers;
+mod receiver;
 mod rig;
 mod webhooks;
