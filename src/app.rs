@@ -97,6 +97,15 @@ pub async fn run(
     let pins = store::printers::all_pins(&conn).context("reading certificate pins")?;
     let live = LiveStates::default();
     let broadcaster = Broadcaster::new().start();
+    let integrations = crate::notify::Integrations::start(
+        &config.webhooks,
+        config.mqtt.as_ref(),
+        &db_path,
+        broadcaster.clone(),
+        printers.clone(),
+    )
+    .await
+    .context("starting webhooks and MQTT")?;
 
     // The JobCreator has a thread of its own (an Arbiter: rusqlite blocks, and nothing
     // else runs there), so printer actors and REST handlers reach its mailbox directly.
@@ -163,6 +172,7 @@ pub async fn run(
         printers,
         health,
         auth: Arc::new(config.auth.clone()),
+        integrations: integrations.clone(),
     };
     let addr = listener.local_addr()?;
     // Accepted connections inherit TCP_NODELAY from the listener (Linux). Without it a
@@ -215,6 +225,7 @@ pub async fn run(
         tracing::warn!("the job writer had stopped; progress since its last write is lost");
     }
     creator_thread.stop();
+    integrations.shutdown().await;
     if let Ok(Some(reason)) = signal.await {
         tracing::error!("stopped: {reason}");
         anyhow::bail!("stopped: {reason}");

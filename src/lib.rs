@@ -15,6 +15,7 @@ pub mod domain;
 pub mod health;
 pub mod jobs;
 pub mod loadtest;
+pub mod notify;
 pub mod printers;
 pub mod registry;
 pub mod sim;

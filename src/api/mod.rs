@@ -14,6 +14,7 @@ mod jobs;
 mod printers;
 pub mod serve;
 mod settings;
+mod webhooks;
 mod write;
 mod ws;
 
@@ -51,6 +52,7 @@ pub struct AppState {
     pub printers: PrinterRegistry,
     pub health: Arc<Health>,
     pub auth: Arc<AuthConfig>,
+    pub integrations: crate::notify::Integrations,
 }
 
 fn with_state(
@@ -67,7 +69,8 @@ pub fn routes(
         jobs::routes(st.clone())
             .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
-            .or(health::routes(st.clone())),
+            .or(health::routes(st.clone()))
+            .or(webhooks::routes(st.clone())),
     );
     let ws = ws::route(st.clone());
     // The dashboard sets its own cache headers (ETag + revalidate); everything else,

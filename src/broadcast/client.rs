@@ -127,6 +127,8 @@ pub struct Client {
     pub ready: Notify,
     /// Wakes a writer stuck in a send when the client must be dropped.
     pub abort: Notify,
+    /// The integrations' tap (src/notify), not a WebSocket: left out of client counts.
+    pub internal: std::sync::atomic::AtomicBool,
 }
 
 impl Client {
@@ -136,6 +138,7 @@ impl Client {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             abort: Notify::new(),
+            internal: Default::default(),
         }
     }
 

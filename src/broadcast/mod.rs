@@ -252,7 +252,8 @@ pub struct ClientCount;
 impl Handler<ClientCount> for Broadcaster {
     type Result = usize;
     fn handle(&mut self, _: ClientCount, _: &mut Self::Context) -> usize {
-        self.clients.len()
+        let internal = |c: &Arc<Client>| c.internal.load(std::sync::atomic::Ordering::Relaxed);
+        self.clients.values().filter(|c| !internal(c)).count()
     }
 }
 

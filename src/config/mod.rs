@@ -62,6 +62,11 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub printers: Vec<PrinterConfig>,
+    /// `[[webhooks]]` and `[mqtt]` (src/notify).
+    #[serde(default)]
+    pub webhooks: Vec<crate::notify::config::WebhookConfig>,
+    #[serde(default)]
+    pub mqtt: Option<crate::notify::config::MqttConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,6 +290,7 @@ impl Config {
                 return Err(duplicate_message(first, &p.id, "the same host and port"));
             }
         }
+        crate::notify::config::validate(&self.webhooks, self.mqtt.as_ref())?;
         Ok(())
     }
 

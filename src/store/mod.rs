@@ -15,6 +15,7 @@ pub mod jobs;
 mod migrations;
 pub mod printers;
 pub mod settings;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -148,7 +149,7 @@ pub fn without_fsync<T>(
 
 /// A read-write connection with the busy timeout, nothing else (the writer and the
 /// checkpoint thread).
-fn open_read_write(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_read_write(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| {
         StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
     })?;

@@ -7,6 +7,9 @@
 mod harness;
 
 mod autojobs;
+mod mqtt;
 mod printer_values;
 mod printers;
+mod receiver;
 mod rig;
+mod webhooks;
