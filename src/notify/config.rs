@@ -289,7 +289,8 @@ mod tests {
             ),
             (
                 "[[webhooks]]\nid = \"a\"\nurl = \"http://h/\"\nformat = \"telegram\"\n",
-                "telegram",
+                // Named by key and the accepted values; a config value is never echoed.
+                "webhooks.0.format`: not one of the accepted values: json, ntfy",
             ),
             (
                 "[mqtt]\nurl = \"http://broker\"\n",
