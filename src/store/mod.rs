@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod jobs;
+pub mod keys;
 mod migrations;
 pub mod printers;
 pub mod settings;
