@@ -3,8 +3,10 @@
 
 mod harness;
 
+mod access;
 mod config;
 mod errors;
 mod jobs;
+mod origins;
 mod settings;
 mod ws;

@@ -223,18 +223,20 @@ pub fn gate(access: Arc<Access>) -> impl Filter<Extract = (), Error = Rejection>
 pub fn preflight(
     access: Arc<Access>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
-    warp::options()
-        .and(warp::header::headers_cloned())
-        .and_then(move |headers: HeaderMap| {
+    // Not `warp::options()`: its 405 for every other method would outrank the real
+    // routes' 404s when warp combines the rejections.
+    warp::method().and(warp::header::headers_cloned()).and_then(
+        move |method: Method, headers: HeaderMap| {
             let access = access.clone();
             async move {
-                match access.origins.preflight(&Method::OPTIONS, &headers) {
+                match access.origins.preflight(&method, &headers) {
                     Some(Ok(r)) => Ok(r),
                     Some(Err(e)) => Ok(e.into_response()),
                     None => Err(warp::reject::not_found()),
                 }
             }
-        })
+        },
+    )
 }
 
 /// The CORS origin of a request (one in `allowed_origins`), for `origin::add_cors`.

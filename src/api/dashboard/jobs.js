@@ -204,8 +204,9 @@ export class JobsView {
       el(
         'td',
         { class: 'actions' },
-        el('button', { type: 'button', class: 'button small', dataset: { action: 'edit' }, 'aria-label': `Edit ${name}` }, 'Edit'),
-        el('button', { type: 'button', class: 'button small danger-outline', dataset: { action: 'delete' }, 'aria-label': `Delete ${name}` }, 'Delete'),
+        // data-needs: hidden (style.css) for a key whose role cannot do it.
+        el('button', { type: 'button', class: 'button small', dataset: { action: 'edit', needs: 'operator' }, 'aria-label': `Edit ${name}` }, 'Edit'),
+        el('button', { type: 'button', class: 'button small danger-outline', dataset: { action: 'delete', needs: 'operator' }, 'aria-label': `Delete ${name}` }, 'Delete'),
       ),
     );
   }
