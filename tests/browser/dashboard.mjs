@@ -760,8 +760,8 @@ async function rolesShapeThePage(browser) {
   assert.equal(await a.page.locator('#job-rows button[data-action="edit"]').isVisible(), true);
   const keys = a.page.locator('#keys');
   await expectText(keys.locator('#key-rows tr'), `${t}-wall`);
-  await keys.getByLabel('Name').fill(`${t}-floor`);
-  await keys.getByLabel('Role').selectOption('operator');
+  await keys.getByLabel('Key name').fill(`${t}-floor`);
+  await keys.getByLabel('Key role').selectOption('operator');
   await keys.getByRole('button', { name: 'Make key' }).click();
   await a.page.waitForFunction(() => /^pfd_[0-9a-f]{16}_[0-9a-f]{64}$/.test(document.getElementById('key-made-value').value), null, { timeout: WAIT });
   const floorKey = await a.page.locator('#key-made-value').inputValue();
