@@ -137,7 +137,7 @@ impl Origins {
 
     fn in_allowed_list(&self, origin: &str) -> bool {
         let o = origin.trim_end_matches('/').to_ascii_lowercase();
-        self.allowed_origins.iter().any(|a| *a == o)
+        self.allowed_origins.contains(&o)
     }
 
     /// Same origin: the Origin's host and port are the request's `Host` (checked above).
