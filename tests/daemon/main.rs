@@ -7,6 +7,7 @@ mod access;
 mod config;
 mod errors;
 mod jobs;
+mod keys;
 mod origins;
 mod settings;
 mod ws;
