@@ -124,3 +124,64 @@ pub fn touch(conn: &Connection, id: &str, now: &str) -> Result<(), StoreError> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real database file (WAL needs one), removed with the returned directory.
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::store::open_writer(&dir.path().join("k.db")).unwrap();
+        (dir, c)
+    }
+
+    fn row(id: &str, created: &str) -> KeyRow {
+        KeyRow {
+            id: id.into(),
+            name: format!("n-{id}"),
+            role: Role::Operator,
+            tag: vec![1; 32],
+            created_at: created.into(),
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn the_install_secret_is_made_once() {
+        let (_dir, c) = db();
+        let first = install_secret(&c, || Ok([7; SECRET_LEN])).unwrap();
+        let again = install_secret(&c, || panic!("a second secret was made")).unwrap();
+        assert_eq!((first.clone(), again), (vec![7; SECRET_LEN], first));
+    }
+
+    #[test]
+    fn rows_round_trip_and_revocation_keeps_its_first_time() {
+        let (_dir, c) = db();
+        insert(&c, &row("a", "2026-01-01T00:00:00.000Z")).unwrap();
+        insert(&c, &row("b", "2026-01-02T00:00:00.000Z")).unwrap();
+        assert!(insert(&c, &row("a", "2026-01-03T00:00:00.000Z")).is_err());
+        let ids: Vec<_> = list(&c).unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["b", "a"], "newest first");
+        let now = "2026-01-05T00:00:00.000Z";
+        assert_eq!(count_usable(&c, now).unwrap(), 2);
+        let r = revoke(&c, "a", now).unwrap().unwrap();
+        assert_eq!(
+            (r.role, r.revoked_at.as_deref()),
+            (Role::Operator, Some(now))
+        );
+        let r = revoke(&c, "a", "2026-02-01T00:00:00.000Z")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.revoked_at.as_deref(), Some(now));
+        assert!(revoke(&c, "nope", now).unwrap().is_none());
+        assert_eq!(count_usable(&c, now).unwrap(), 1);
+        touch(&c, "b", now).unwrap();
+        assert_eq!(
+            find(&c, "b").unwrap().unwrap().last_used_at.as_deref(),
+            Some(now)
+        );
+    }
+}
