@@ -206,7 +206,8 @@ fn pin_reset(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
     println!(
         "{id}: certificate pin cleared; the certificate it presents next will be pinned.\n\
          If printfarmd is running, restart it (systemctl restart printfarmd) or call\n\
-         POST /api/v1/printers/{id}/certificate/reset so it reconnects now."
+         POST /api/v1/printers/{id}/certificate/reset (with an X-Requested-With header)\n\
+         so it reconnects now."
     );
     Ok(())
 }
