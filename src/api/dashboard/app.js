@@ -36,9 +36,8 @@ live.start();
 /** Reads everything shown, after a (re)connection: events sent while this page was not
  *  connected are lost, the API has the truth. */
 async function resync() {
-  const role = await showRole();
-  // Printers first, so the job list shows printer names.
-  await printers.load();
+  // Printers first, so the job list shows printer names; the role meanwhile.
+  const [role] = await Promise.all([showRole(), printers.load()]);
   await Promise.all([jobs.load(), settings.load(), role === 'admin' ? keys.load() : null]);
 }
 
