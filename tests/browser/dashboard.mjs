@@ -57,8 +57,8 @@ const ALL_STAGES = [
       ['a startup discovery shows the "Job Discovered" toast (injected event)', startupDiscoveryToast],
       ['phone layout and keyboard use', phoneAndKeyboard],
     ],
-    [['a page on another origin can neither read /ws nor change anything', foreignPageCannotDriveTheDaemon]],
   ],
+  [[['a page on another origin can neither read /ws nor change anything', foreignPageCannotDriveTheDaemon]]],
   // These change the settings (auto-creation off for a moment), so nothing runs beside them.
   [[['the auto-creation toggle and the interval survive a reload', settingsSurviveReload]]],
   [[['settings_updated from another client shows at once', settingsFromAnotherClient]]],
