@@ -162,19 +162,25 @@ pub async fn run(
         ],
     );
 
+    let addr = listener.local_addr()?;
+    let reads = ReadPool::new(&config.database.path);
+    let access = Arc::new(
+        api::auth::Access::new(&config, addr, reads.clone())
+            .context("setting up access control")?,
+    );
+    api::auth::startup_warnings(&access, addr, &config.database.path);
     let state = AppState {
         creator: creator.clone(),
         manager: manager.clone(),
         live,
         broadcaster: broadcaster.clone(),
-        reads: ReadPool::new(&config.database.path),
+        reads,
         settings: settings_rx,
         printers,
         health,
-        auth: Arc::new(config.auth.clone()),
+        access,
         integrations: integrations.clone(),
     };
-    let addr = listener.local_addr()?;
     // Accepted connections inherit TCP_NODELAY from the listener (Linux). Without it a
     // WebSocket write that follows another within a round trip waits for the client's
     // delayed ACK, up to 40 ms: the p99 of every event at any farm size.

@@ -76,6 +76,31 @@ enum Command {
         #[command(subcommand)]
         action: PinCommand,
     },
+    /// Manage API keys (roles: viewer, operator, admin). Works while the daemon runs.
+    Key {
+        #[command(subcommand)]
+        action: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a key and print it (the only time it is shown).
+    Add {
+        /// viewer (read), operator (+ jobs and print control) or admin (everything).
+        #[arg(long)]
+        role: String,
+        /// A label: who or what uses the key ("wallboard").
+        #[arg(long)]
+        name: String,
+        /// When it stops working: a span (90d, 12h) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the keys (never their secrets).
+    List,
+    /// Revoke a key by id; requests with it are refused at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +158,7 @@ fn main() -> ExitCode {
         Command::Pin {
             action: PinCommand::Reset { printer_id },
         } => pin_reset(cli.config, &printer_id),
+        Command::Key { action } => key(cli.config, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,9 +226,30 @@ fn pin_reset(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
     println!(
         "{id}: certificate pin cleared; the certificate it presents next will be pinned.\n\
          If printfarmd is running, restart it (systemctl restart printfarmd) or call\n\
-         POST /api/v1/printers/{id}/certificate/reset so it reconnects now."
+         POST /api/v1/printers/{id}/certificate/reset (with an X-Requested-With header)\n\
+         so it reconnects now."
     );
     Ok(())
+}
+
+fn key(path: Option<PathBuf>, action: KeyCommand) -> anyhow::Result<()> {
+    use printfarmd::api::auth::cli;
+    let config = load(path)?;
+    let db = &config.database.path;
+    match action {
+        KeyCommand::Add {
+            role,
+            name,
+            expires,
+        } => {
+            let role = printfarmd::config::Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("--role {role:?} is not a role; use viewer, operator or admin")
+            })?;
+            cli::add(db, role, &name, expires.as_deref())
+        }
+        KeyCommand::List => cli::list(db),
+        KeyCommand::Revoke { id } => cli::revoke(db, &id),
+    }
 }
 
 fn runtime<F: std::future::Future>(f: F) -> F::Output {

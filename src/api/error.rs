@@ -18,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl Reject for ApiError {}
@@ -28,7 +30,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -59,7 +67,12 @@ impl ApiError {
             code: self.code,
             message: &self.message,
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        let mut r = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }
 

@@ -8,21 +8,30 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{AppState, with_state};
+use super::auth::{self, Principal};
+use super::{ApiError, AppState, with_state};
 use crate::broadcast::ClientCount;
 use crate::time;
 
 /// How long the health check waits for the database and the Broadcaster.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Runs the access gate itself: without a key (with `[auth]` on) the answer has only
+/// `status` and `version`, for service managers and load balancers.
 pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "health")
         .and(warp::get())
+        .and(auth::verdict(st.access.clone()))
         .and(with_state(st))
-        .then(health)
+        .then(|who: Result<Principal, ApiError>, st| async move {
+            match who {
+                Ok(who) => health(st, who.is_known()).await,
+                Err(e) => e.into_response(),
+            }
+        })
 }
 
-async fn health(st: AppState) -> warp::reply::Response {
+async fn health(st: AppState, full: bool) -> warp::reply::Response {
     let db = tokio::time::timeout(
         CHECK_TIMEOUT,
         st.reads.read(|c| {
@@ -69,6 +78,15 @@ async fn health(st: AppState) -> warp::reply::Response {
     } else {
         "ok"
     };
+    let code = if status != "unavailable" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !full {
+        let body = json!({"status": status, "version": env!("CARGO_PKG_VERSION")});
+        return warp::reply::with_status(warp::reply::json(&body), code).into_response();
+    }
     let body = json!({
         "status": status,
         "reason": reason,
@@ -96,10 +114,5 @@ async fn health(st: AppState) -> warp::reply::Response {
         "statuses_processed": st.health.statuses_processed(),
         "status_lag_ms": st.health.status_lag_ms(),
     });
-    let code = if status != "unavailable" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     warp::reply::with_status(warp::reply::json(&body), code).into_response()
 }

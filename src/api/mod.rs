@@ -11,6 +11,7 @@ mod dashboard;
 pub mod error;
 mod health;
 mod jobs;
+pub mod keys;
 mod printers;
 pub mod serve;
 mod settings;
@@ -26,7 +27,7 @@ use tokio::sync::watch;
 use warp::{Filter, Rejection, Reply};
 
 use crate::broadcast::Broadcaster;
-use crate::config::{AuthConfig, Settings};
+use crate::config::Settings;
 use crate::health::Health;
 use crate::jobs::JobCreator;
 use crate::printers::manager::PrinterManager;
@@ -51,7 +52,7 @@ pub struct AppState {
     pub settings: watch::Receiver<Settings>,
     pub printers: PrinterRegistry,
     pub health: Arc<Health>,
-    pub auth: Arc<AuthConfig>,
+    pub access: Arc<auth::Access>,
     pub integrations: crate::notify::Integrations,
 }
 
@@ -61,27 +62,36 @@ fn with_state(
     warp::any().map(move || st.clone())
 }
 
-/// All routes, with errors turned into the JSON error shape.
+/// All routes, with errors turned into the JSON error shape. Every request passes the
+/// access gate (auth/mod.rs) first; health and who-am-I run it themselves, since their
+/// answer depends on who asks.
 pub fn routes(
     st: AppState,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
-    let api = auth::require(st.auth.clone()).and(
+    let access = st.access.clone();
+    let gated = auth::gate(access.clone()).and(
         jobs::routes(st.clone())
             .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
-            .or(health::routes(st.clone()))
-            .or(webhooks::routes(st.clone())),
+            .or(keys::routes(st.clone()))
+            .or(webhooks::routes(st.clone()))
+            .or(ws::route(st.clone()))
+            .or(dashboard::routes()),
     );
-    let ws = ws::route(st.clone());
     // The dashboard sets its own cache headers (ETag + revalidate); everything else,
     // errors included, must never be cached.
-    api.or(ws)
-        .or(dashboard::routes())
+    let all = auth::preflight(access.clone())
+        .or(health::routes(st.clone()))
+        .or(keys::whoami(st))
+        .or(gated)
         .recover(error::recover)
         .with(warp::reply::with::default_header(
             "cache-control",
             "no-store",
-        ))
+        ));
+    auth::cors_origin(access)
+        .and(all)
+        .map(|origin, reply: _| auth::origin::add_cors(Reply::into_response(reply), origin))
 }
 
 pub(crate) fn reject_err(e: impl Into<ApiError>) -> Rejection {

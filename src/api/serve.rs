@@ -21,8 +21,10 @@
 //! builder first waits for bytes to tell HTTP/1 from HTTP/2 when upgrades are allowed,
 //! and that wait has no timeout (a connection that never sent a byte stayed open).
 //!
-//! (warp's `addr::remote()` filter sees no address under this server: its extension type
-//! is private to warp.)
+//! warp's `addr::remote()` filter sees no address under this server (its extension type
+//! is private to warp), so each request carries the peer's address as [`PeerAddr`] in its
+//! extensions instead (`warp::ext::optional::<PeerAddr>()`; the access gate's throttle
+//! counts wrong keys per address with it).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -52,6 +54,10 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Serves `filter` on `listener` until `shutdown` resolves, then stops accepting and
 /// waits for open HTTP requests (the caller bounds that wait).
+/// The address of the client a request came from, in the request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 pub async fn serve<F, R>(
     listener: TcpListener,
     filter: F,
@@ -88,7 +94,7 @@ pub async fn serve<F, R>(
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => {
                     if !is_peer_error(&e) {
                         tracing::error!(error = %e, "cannot accept HTTP connections; retrying in a second");
@@ -100,12 +106,19 @@ pub async fn serve<F, R>(
             _ = &mut shutdown => break,
         };
         // Accepted sockets inherit it from the listener on Linux; set it anyway.
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Counted {
             io: stream,
             _permit: permit,
         });
-        let svc = TowerToHyperService::new(warp::service(filter.clone()));
+        let inner = TowerToHyperService::new(warp::service(filter.clone()));
+        let svc = hyper::service::service_fn(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                hyper::service::Service::call(&inner, req)
+            },
+        );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let conn = http1::Builder::new()

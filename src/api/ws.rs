@@ -23,7 +23,7 @@ use serde_json::json;
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::{Filter, Rejection, Reply};
 
-use super::{ACTOR_TIMEOUT, ApiError, AppState, auth, with_state};
+use super::{ACTOR_TIMEOUT, AppState, auth, with_state};
 use crate::broadcast::client::TOO_SLOW_REASON;
 use crate::broadcast::{Client, Connect, Disconnect, EventKind, Filter as EventFilter};
 use crate::domain::PrinterId;
@@ -55,33 +55,26 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TRY_AGAIN: u16 = 1013;
 const CLOSE_TOO_BIG: u16 = 1009;
 
-#[derive(Deserialize)]
-struct Query {
-    api_key: Option<String>,
-}
-
 pub fn route(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("ws")
         .and(warp::get())
-        .and(warp::query::<Query>())
-        .and(warp::header::optional::<String>("x-api-key"))
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(warp::ws())
         .and(with_state(st))
         .and_then(
-            |q: Query, key: Option<String>, ws: Ws, st: AppState| async move {
-                auth::check(&st.auth, q.api_key.as_deref().or(key.as_deref()))
-                    .map_err(ApiError::reject)?;
+            // The key was checked by the access gate (auth/mod.rs) before this route.
+            |protocols: Option<String>, ws: Ws, st: AppState| async move {
                 let client = st
                     .broadcaster
                     .send(Connect)
                     .timeout(ACTOR_TIMEOUT)
                     .await
                     .map_err(super::reject_err)?;
-                Ok::<_, Rejection>(
-                    ws.max_message_size(MAX_CLIENT_MESSAGE)
-                        .max_frame_size(MAX_CLIENT_MESSAGE)
-                        .on_upgrade(move |socket| session(socket, client, st)),
-                )
+                let upgrade = ws
+                    .max_message_size(MAX_CLIENT_MESSAGE)
+                    .max_frame_size(MAX_CLIENT_MESSAGE)
+                    .on_upgrade(move |socket| session(socket, client, st));
+                Ok::<_, Rejection>(auth::ws_protocol_reply(upgrade, protocols.as_deref()))
             },
         )
 }

@@ -11,6 +11,7 @@
 //! type, required credentials, ranges). Errors never quote a value (`errors.rs`); the
 //! environment layer reads only the keys the config defines (`env.rs`).
 
+pub mod access;
 pub mod env;
 pub mod errors;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
 pub use printer::{PrinterConfig, duplicate_message};
+pub use access::{ConfigKey, Role};
 pub use secret::Secret;
 pub use settings::{Settings, SettingsPatch};
 
@@ -79,6 +81,14 @@ pub struct ServerConfig {
     /// new connections wait until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Host names (or host:port) browsers may reach the daemon by, besides the bind
+    /// address and localhost; any other `Host` gets 421 (DNS rebinding). See access.rs.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://dash.example.com`) of pages served elsewhere that may call the
+    /// API (CORS) and open `/ws`. Empty: CORS off, `/ws` same-origin only.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +96,8 @@ impl Default for ServerConfig {
         Self {
             bind: default_bind(),
             max_connections: default_max_connections(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -162,15 +174,29 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// When true, every `/api` request and `/ws` needs one of `api_keys`
-    /// (`Authorization: Bearer <key>` or `X-Api-Key: <key>`; `?api_key=` for `/ws`).
+    /// When true, every `/api` request and `/ws` needs a key: one of `api_keys` or one
+    /// made by `printfarmd key add` (`Authorization: Bearer <key>` or `X-Api-Key: <key>`).
     #[serde(default)]
     pub enabled: bool,
+    /// Keys written in the file: a bare string is an admin key, `{key, role}` any role.
     #[serde(default)]
-    pub api_keys: Vec<Secret>,
+    pub api_keys: Vec<ConfigKey>,
+    /// Wrong keys one address may send in a minute before it gets 429.
+    #[serde(default = "access::default_failed_keys_per_minute")]
+    pub failed_keys_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_keys: Vec::new(),
+            failed_keys_per_minute: access::DEFAULT_FAILED_KEYS_PER_MINUTE,
+        }
+    }
 }
 
 /// A configuration that could not be loaded. The message names the key and the source.
@@ -266,11 +292,9 @@ impl Config {
         }
         .validate()
         .map_err(|e| e.replace("monitoring_interval", "monitoring.interval"))?;
-        if self.auth.enabled && self.auth.api_keys.iter().all(|k| k.is_empty()) {
-            return Err(
-                "auth.enabled is true but auth.api_keys is empty; add at least one key".into(),
-            );
-        }
+        access::validate_keys(&self.auth.api_keys, self.auth.failed_keys_per_minute)?;
+        access::validate_hosts(&self.server.allowed_hosts)?;
+        access::validate_origins(&self.server.allowed_origins)?;
         let mut seen = HashSet::new();
         let mut serials: HashMap<String, &PrinterId> = HashMap::new();
         let mut endpoints: HashMap<(String, u16), &PrinterId> = HashMap::new();

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_job_counts.sql"),
     include_str!("migrations/0003_unreadable_times.sql"),
     include_str!("migrations/0004_webhooks.sql"),
+    include_str!("migrations/0005_api_keys.sql"),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

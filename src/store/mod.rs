@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod files;
 mod job_row;
 pub mod jobs;
+pub mod keys;
 mod migrations;
 pub mod printers;
 pub mod settings;

@@ -28,6 +28,7 @@ import {
   API_KEY, CHROMIUM, ONLY, PRINTERS, RECONNECT_WAIT, SHOTS, WAIT, CONTEXT, autoCreationOn, card, control, createJob, daemon, expectCard,
   expectRowCount, expectText, filters, live, normalise, open, openWithInjection, rest, row, rows, shot, sim, stdinLines, token, waitForJobs,
 } from './harness.mjs';
+import { foreignPageCannotDriveTheDaemon, rolesShapeThePage } from './access.mjs';
 
 // ---------------------------------------------------------------- which scenarios run
 
@@ -57,6 +58,7 @@ const ALL_STAGES = [
       ['phone layout and keyboard use', phoneAndKeyboard],
     ],
   ],
+  [[['a page on another origin can neither read /ws nor change anything', foreignPageCannotDriveTheDaemon]]],
   // These change the settings (auto-creation off for a moment), so nothing runs beside them.
   [[['the auto-creation toggle and the interval survive a reload', settingsSurviveReload]]],
   [[['settings_updated from another client shows at once', settingsFromAnotherClient]]],
@@ -65,7 +67,12 @@ const ALL_STAGES = [
   [[['the banner shows while the daemon is down; the page recovers and shows a print found on startup', bannerWhileDaemonDown]]],
 ];
 
-const STAGES = API_KEY ? [[[['the page asks for the API key, refuses a wrong one and keeps the right one', apiKeyIsAskedFor]]]] : ALL_STAGES;
+const STAGES = API_KEY
+  ? [[
+    [['the page asks for the API key, refuses a wrong one and keeps the right one', apiKeyIsAskedFor]],
+    [['a viewer key sees no controls; an admin lists, makes and revokes keys', rolesShapeThePage]],
+  ]]
+  : ALL_STAGES;
 
 // ---------------------------------------------------------------- the scenarios
 
@@ -704,6 +711,9 @@ async function apiKeyIsAskedFor(browser) {
   await dialog.getByRole('button', { name: 'Use key' }).click();
   await dialog.waitFor({ state: 'hidden', timeout: WAIT });
   await live(page);
+  // The prompt says what the key may do.
+  await expectText(page.locator('#toasts'), 'This key has the admin role');
+  await expectText(page.locator('#role-status'), 'Role: admin');
   await expectRowCount(page, 1);
   await page.waitForFunction(() => !document.getElementById('auto-create').disabled, null, { timeout: WAIT });
 
@@ -723,7 +733,10 @@ async function apiKeyIsAskedFor(browser) {
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+  // evil.test and rebind.test resolve to this machine: the pages of another site and of a
+  // DNS-rebinding attacker (foreignPageCannotDriveTheDaemon).
+  args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
+    '--host-resolver-rules=MAP evil.test 127.0.0.1, MAP rebind.test 127.0.0.1'],
 });
 let passed = 0;
 let failed = 0;

@@ -83,11 +83,16 @@ export async function waitForJobs(query, ok, timeout = WAIT) {
   }
 }
 
-/** Another client: plain REST from Node. */
-export async function rest(method, path, body) {
+/** Another client: plain REST from Node (with `key`, or the test's API key). Bodiless
+ *  writes carry X-Requested-With, as the daemon requires. */
+export async function rest(method, path, body, key = API_KEY) {
   const res = await fetch(`${daemon.base}/api/v1${path}`, {
     method,
-    headers: { ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...(API_KEY ? { 'X-Api-Key': API_KEY } : {}) },
+    headers: {
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      ...(method !== 'GET' && body === undefined ? { 'X-Requested-With': 'printfarmd-tests' } : {}),
+      ...(key ? { 'X-Api-Key': key } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

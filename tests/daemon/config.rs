@@ -48,7 +48,23 @@ fn an_unknown_key_or_bad_value_names_the_key_and_the_file() {
             "[[printers]]\nid = \"b\"\ntype = \"klipper\"\nhost = \"h\"\n",
             "printers.0.type",
         ),
-        ("[auth]\nenabled = true\n", "api_keys"),
+        // An empty or whitespace key would be a key anyone can guess.
+        (
+            "[auth]\nenabled = true\napi_keys = [\"k-1\", \"  \"]\n",
+            "api_keys entry 2",
+        ),
+        (
+            "[auth]\napi_keys = [{ key = \"\", role = \"viewer\" }]\n",
+            "api_keys entry 1",
+        ),
+        (
+            "[server]\nallowed_origins = [\"evil.example\"]\n",
+            "allowed_origins",
+        ),
+        (
+            "[server]\nallowed_hosts = [\"http://x\"]\n",
+            "allowed_hosts",
+        ),
     ];
     for (toml, key) in cases {
         let path = dir.path().join("bad.toml");
@@ -62,7 +78,13 @@ fn an_unknown_key_or_bad_value_names_the_key_and_the_file() {
             );
             if !matches!(
                 key,
-                "monitoring.interval" | "server.bind" | "serial" | "api_keys"
+                "monitoring.interval"
+                    | "server.bind"
+                    | "serial"
+                    | "api_keys entry 1"
+                    | "api_keys entry 2"
+                    | "allowed_origins"
+                    | "allowed_hosts"
             ) {
                 assert!(
                     out.contains("bad.toml"),
@@ -126,7 +148,7 @@ async fn api_keys_guard_the_api_and_the_stream() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.status().as_u16(), 401);
     let r = d
         .http
         .get(d.url("/api/v1/jobs"))

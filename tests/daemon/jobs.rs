@@ -87,6 +87,7 @@ async fn a_manual_job_round_trips_through_every_endpoint() {
     let r = d
         .http
         .delete(d.url(&format!("/api/v1/jobs/{id}")))
+        .header("X-Requested-With", "curl")
         .send()
         .await
         .unwrap();

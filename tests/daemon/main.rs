@@ -3,13 +3,16 @@
 
 mod harness;
 
+mod access;
 mod config;
 mod db_faults;
 mod duplicates;
 mod errors;
 mod faults;
 mod jobs;
+mod keys;
 mod neighbours;
+mod origins;
 mod seq;
 mod settings;
 mod ws;

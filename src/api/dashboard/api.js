@@ -55,6 +55,9 @@ export async function request(method, path, { query, body } = {}) {
   const key = currentKey();
   if (key) headers['X-Api-Key'] = key;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // The daemon refuses a write that has neither a JSON body nor a custom header (a page
+  // on another site can send neither); bodiless writes (DELETE) carry this one.
+  if (method !== 'GET') headers['X-Requested-With'] = 'printfarmd-dashboard';
   let res;
   try {
     res = await fetch(url, {
@@ -84,7 +87,8 @@ export async function request(method, path, { query, body } = {}) {
     );
     // A refusal of a key that has since been replaced (a request sent before the user
     // entered a new one) says nothing about the key in use now, so it asks for nothing.
-    if ((res.status === 401 || res.status === 403) && key === currentKey()) {
+    // 403 is a valid key without the role for this: asking for another key would not help.
+    if (res.status === 401 && key === currentKey()) {
       connectivity.dispatchEvent(new CustomEvent('auth-needed', { detail: err }));
     }
     throw err;
@@ -92,14 +96,19 @@ export async function request(method, path, { query, body } = {}) {
   return data;
 }
 
-/** The WebSocket URL for /ws, with the key as `api_key` (browsers cannot set headers
- *  on a WebSocket). */
-export function wsUrl() {
+/** Where and how to open /ws: the key goes as a subprotocol (`printfarmd.key.<key>`,
+ *  beside `printfarmd.v1`, which the daemon names back) so it stays out of URLs and
+ *  proxy logs; a key with characters a subprotocol cannot carry goes as `?api_key=`. */
+export function wsTarget() {
   const url = new URL('/ws', location.origin);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const key = currentKey();
-  if (key) url.searchParams.set('api_key', key);
-  return url.toString();
+  if (!key) return { url: url.toString() };
+  if (/^[A-Za-z0-9._~!#$%&'*+^`|-]+$/.test(key)) {
+    return { url: url.toString(), protocols: ['printfarmd.v1', `printfarmd.key.${key}`] };
+  }
+  url.searchParams.set('api_key', key);
+  return { url: url.toString() };
 }
 
 export const api = {
@@ -110,4 +119,8 @@ export const api = {
   listPrinters: () => request('GET', '/printers'),
   getSettings: () => request('GET', '/settings'),
   updateSettings: (patch) => request('PUT', '/settings', { body: patch }),
+  whoami: () => request('GET', '/auth'),
+  listKeys: () => request('GET', '/keys'),
+  createKey: (fields) => request('POST', '/keys', { body: fields }),
+  revokeKey: (id) => request('DELETE', `/keys/${encodeURIComponent(id)}`),
 };

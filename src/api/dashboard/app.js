@@ -2,7 +2,8 @@
 // to the view that shows it. Everything it knows it learns from the public REST API and
 // the event stream, the same ones any other client uses.
 
-import { api, connectivity, setApiKey, wsUrl } from './api.js';
+import { api, connectivity, setApiKey, wsTarget } from './api.js';
+import { KeysView } from './keys.js';
 import { Live } from './live.js';
 import { PrintersView } from './printers.js';
 import { JobsView } from './jobs.js';
@@ -14,7 +15,8 @@ const THEME_STORAGE = 'printfarmd.theme';
 const printers = new PrintersView();
 const jobs = new JobsView(printers);
 const settings = new SettingsView();
-const live = new Live(wsUrl);
+const keys = new KeysView();
+const live = new Live(wsTarget);
 
 setupTheme();
 setupBanner();
@@ -34,9 +36,25 @@ live.start();
 /** Reads everything shown, after a (re)connection: events sent while this page was not
  *  connected are lost, the API has the truth. */
 async function resync() {
-  // Printers first, so the job list shows printer names.
-  await printers.load();
-  await Promise.all([jobs.load(), settings.load()]);
+  // Printers first, so the job list shows printer names; the role meanwhile.
+  const [role] = await Promise.all([showRole(), printers.load()]);
+  await Promise.all([jobs.load(), settings.load(), role === 'admin' ? keys.load() : null]);
+}
+
+/** Asks the daemon what the key in use may do; the page hides what it may not
+ *  (`data-needs` in style.css) and says the role in the header. */
+async function showRole() {
+  const badge = document.getElementById('role-status');
+  try {
+    const me = await api.whoami();
+    document.documentElement.dataset.role = me.role ?? 'viewer';
+    badge.hidden = !me.auth_enabled;
+    badge.textContent = me.auth_enabled ? `Role: ${me.role}${me.key_name ? ` (${me.key_name})` : ''}` : '';
+    return me.role;
+  } catch {
+    // Unreachable or no key yet: the banner or the key dialog says so.
+    return null;
+  }
 }
 
 /** The seed's notification for `job_auto_created`. */
@@ -129,8 +147,9 @@ function setupApiKeyDialog() {
   connectivity.addEventListener('auth-needed', (e) => {
     // Several requests are refused at once; the first opens the dialog, and a refused
     // key among them still gets its message.
-    if (e.detail?.status === 403) err.textContent = 'That key was not accepted.';
-    else if (!d.open) err.textContent = '';
+    if (e.detail?.code === 'invalid_key' || e.detail?.code === 'too_many_failed_keys') {
+      err.textContent = `That key was not accepted: ${e.detail.message}`;
+    } else if (!d.open) err.textContent = '';
     err.hidden = !err.textContent;
     if (d.open) return;
     d.showModal();
@@ -141,10 +160,15 @@ function setupApiKeyDialog() {
     setApiKey(input.value.trim());
     d.close();
     input.value = '';
+    // One request tries the key: a wrong one costs one of the few wrong keys the daemon
+    // takes from an address per minute, not one per view (its refusal reopens this dialog).
+    const role = await showRole();
+    if (!role) return;
+    showToast('success', 'Key accepted', `This key has the ${role} role.`);
     live.restart();
     await resync();
   });
 }
 
 // For people exploring in the browser console; the page itself never reads this.
-window.printfarmd = { api, live };
+window.printfarmd = { api, live, keys };

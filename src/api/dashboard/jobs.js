@@ -204,8 +204,9 @@ export class JobsView {
       el(
         'td',
         { class: 'actions' },
-        el('button', { type: 'button', class: 'button small', dataset: { action: 'edit' }, 'aria-label': `Edit ${name}` }, 'Edit'),
-        el('button', { type: 'button', class: 'button small danger-outline', dataset: { action: 'delete' }, 'aria-label': `Delete ${name}` }, 'Delete'),
+        // data-needs: hidden (style.css) for a key whose role cannot do it.
+        el('button', { type: 'button', class: 'button small', dataset: { action: 'edit', needs: 'operator' }, 'aria-label': `Edit ${name}` }, 'Edit'),
+        el('button', { type: 'button', class: 'button small danger-outline', dataset: { action: 'delete', needs: 'operator' }, 'aria-label': `Delete ${name}` }, 'Delete'),
       ),
     );
   }
@@ -252,6 +253,18 @@ export class JobsView {
     this.scheduleReload();
   }
 
+  /** Focus back where a dialog was opened from. If the list was re-read meanwhile (an
+   *  event from another client), that button was replaced: focus its successor. */
+  focusBack() {
+    let target = this.returnFocus;
+    const action = target?.dataset?.action;
+    const id = target?.closest?.('tr')?.dataset.jobId;
+    if (target && !target.isConnected && action && id) {
+      target = this.rows.querySelector(`tr[data-job-id="${CSS.escape(id)}"] button[data-action="${action}"]`) ?? target;
+    }
+    target?.focus();
+  }
+
   // ---- edit ----
 
   bindEditDialog() {
@@ -290,7 +303,7 @@ export class JobsView {
     });
     d.addEventListener('close', () => {
       this.editing = null;
-      this.returnFocus?.focus();
+      this.focusBack();
     });
   }
 
@@ -354,7 +367,7 @@ export class JobsView {
     });
     d.addEventListener('close', () => {
       this.deleting = null;
-      this.returnFocus?.focus();
+      this.focusBack();
     });
   }
 

@@ -20,7 +20,8 @@ const PING_EVERY_MS = 25000;
 const PONG_DEADLINE_MS = 10000;
 
 export class Live extends EventTarget {
-  /** `url` is a function so a newly entered API key is used on the next attempt. */
+  /** `url` is a function returning `{url, protocols}`, so a newly entered API key is used
+   *  on the next attempt. */
   constructor(url) {
     super();
     this.url = url;
@@ -62,7 +63,8 @@ export class Live extends EventTarget {
     this.setState('connecting');
     let ws;
     try {
-      ws = new WebSocket(this.url());
+      const { url, protocols } = this.url();
+      ws = new WebSocket(url, protocols);
     } catch {
       this.scheduleRetry();
       return;

@@ -81,6 +81,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("jobs.js"),
     },
     Asset {
+        name: "keys.js",
+        content_type: JS,
+        body: include_str!("keys.js"),
+    },
+    Asset {
         name: "settings.js",
         content_type: JS,
         body: include_str!("settings.js"),
