@@ -113,12 +113,11 @@ pub async fn serve<F, R>(
             _permit: permit,
         });
         let inner = TowerToHyperService::new(warp::service(filter.clone()));
-        let svc = hyper::service::service_fn(
-            move |mut req: hyper::Request<hyper::body::Incoming>| {
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
                 hyper::service::Service::call(&inner, req)
-            },
-        );
+            });
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let conn = http1::Builder::new()

@@ -30,8 +30,8 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
-pub use printer::{PrinterConfig, duplicate_message};
 pub use access::{ConfigKey, Role};
+pub use printer::{PrinterConfig, duplicate_message};
 pub use secret::Secret;
 pub use settings::{Settings, SettingsPatch};
 

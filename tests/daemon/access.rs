@@ -168,7 +168,14 @@ async fn endpoints(d: &Daemon, admin: &str, n: usize) -> Vec<Endpoint> {
     let job = job["id"].as_str().unwrap().to_owned();
     let (_, gone) = call(d, Some(admin), "POST", "/api/v1/jobs", Some(new_job())).await;
     let gone = gone["id"].as_str().unwrap().to_owned();
-    let printer = |id: &str| json!({"id": id, "type": "prusalink", "host": "127.0.0.1", "port": 9, "api_key": "pk-123456"});
+    // A port of its own per id: the same host and port under two ids is one printer
+    // configured twice, refused with 409.
+    let port = |id: &str| {
+        1024 + id.bytes().fold(2166136261u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(16777619)
+        }) % 60000
+    };
+    let printer = |id: &str| json!({"id": id, "type": "prusalink", "host": "127.0.0.1", "port": port(id), "api_key": "pk-123456"});
     let api_printer = format!("api_{n}");
     let (c, _) = call(
         d,

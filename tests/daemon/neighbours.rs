@@ -97,11 +97,11 @@ async fn connections_that_never_send_a_request_or_go_idle_are_closed() {
     let d = Daemon::start("");
     let silent = TcpStream::connect(addr(&d)).await.unwrap();
     let mut half = TcpStream::connect(addr(&d)).await.unwrap();
-    half.write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: x\r\n")
+    half.write_all(format!("GET /api/v1/settings HTTP/1.1\r\nHost: {}\r\n", addr(&d)).as_bytes())
         .await
         .unwrap();
     let mut idle = TcpStream::connect(addr(&d)).await.unwrap();
-    let first = request(&mut idle, "/api/v1/settings").await;
+    let first = request(&mut idle, &addr(&d), "/api/v1/settings").await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     for (name, mut s) in [("silent", silent), ("half a head", half), ("idle", idle)] {
         let mut buf = [0u8; 1024];
@@ -125,7 +125,7 @@ async fn beyond_the_connection_cap_new_connections_wait_while_open_ones_work() {
     for _ in 0..3 {
         let mut s = TcpStream::connect(addr(&d)).await.unwrap();
         assert!(
-            request(&mut s, "/api/v1/settings")
+            request(&mut s, &addr(&d), "/api/v1/settings")
                 .await
                 .starts_with("HTTP/1.1 200")
         );
@@ -134,7 +134,13 @@ async fn beyond_the_connection_cap_new_connections_wait_while_open_ones_work() {
     // The fourth gets no answer while three are open...
     let mut fourth = TcpStream::connect(addr(&d)).await.unwrap();
     fourth
-        .write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(
+            format!(
+                "GET /api/v1/settings HTTP/1.1\r\nHost: {}\r\n\r\n",
+                addr(&d)
+            )
+            .as_bytes(),
+        )
         .await
         .unwrap();
     let mut buf = [0u8; 64];
@@ -143,7 +149,7 @@ async fn beyond_the_connection_cap_new_connections_wait_while_open_ones_work() {
     // ... the open ones keep working ...
     for s in &mut open {
         assert!(
-            request(s, "/api/v1/settings")
+            request(s, &addr(&d), "/api/v1/settings")
                 .await
                 .starts_with("HTTP/1.1 200")
         );
@@ -161,8 +167,8 @@ async fn beyond_the_connection_cap_new_connections_wait_while_open_ones_work() {
 }
 
 /// Sends a keep-alive GET and reads its response.
-async fn request(s: &mut TcpStream, path: &str) -> String {
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+async fn request(s: &mut TcpStream, host: &str, path: &str) -> String {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     read_response(s).await
