@@ -64,7 +64,6 @@ fn printing_status(printer: &PrinterId, start: Timestamp, progress: f64) -> Prin
         last_seen: Some(now),
         first_after_connect: false,
         observed_at: now,
-        sim_sent_at_ms: None,
     }
 }
 

@@ -81,9 +81,6 @@ pub struct PrinterStatus {
     pub first_after_connect: bool,
     /// When the driver produced this status.
     pub observed_at: Timestamp,
-    /// The simulator's send stamp of the report behind this status (unix ms), used by
-    /// the load harness to measure report-to-WebSocket latency. None from real printers.
-    pub sim_sent_at_ms: Option<i64>,
 }
 
 impl PrinterStatus {
@@ -109,7 +106,6 @@ impl PrinterStatus {
             last_seen: None,
             first_after_connect: false,
             observed_at: at,
-            sim_sent_at_ms: None,
         }
     }
 

@@ -72,9 +72,6 @@ pub struct PrinterView<'a> {
     pub current_print: Option<CurrentPrint<'a>>,
     pub temperatures: &'a Temperatures,
     pub updated_at: Option<String>,
-    /// The simulator's stamp of the report behind this status (load harness only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sim_sent_at_ms: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +134,5 @@ pub fn view<'a>(entry: &'a Entry, live: Option<&'a Live>) -> PrinterView<'a> {
         current_print,
         temperatures: s.map_or(&NO_TEMPERATURES, |s| &s.temperatures),
         updated_at: s.map(|s| time::format(s.observed_at)),
-        sim_sent_at_ms: s.and_then(|s| s.sim_sent_at_ms),
     }
 }

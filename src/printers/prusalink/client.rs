@@ -21,9 +21,6 @@ use crate::config::{PrinterConfig, Secret};
 /// the daemon buffer megabytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The simulator's send stamp (unix ms), copied into `PrinterStatus::sim_sent_at_ms`.
-pub const SIM_SENT_AT_HEADER: &str = "x-sim-sent-at-ms";
-
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// No connection or no answer in time: the printer is unreachable.
@@ -42,7 +39,6 @@ pub enum HttpError {
 pub struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
-    pub sim_sent_at_ms: Option<i64>,
 }
 
 enum Auth {
@@ -200,11 +196,6 @@ impl Client {
                 "GET {path} answered {status}"
             )));
         }
-        let sim_sent_at_ms = resp
-            .headers()
-            .get(SIM_SENT_AT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok());
         if resp
             .content_length()
             .is_some_and(|n| n > MAX_BODY_BYTES as u64)
@@ -228,10 +219,6 @@ impl Client {
                 Err(e) => return Err(self.transport(path, &e)),
             }
         }
-        Ok(Answer {
-            status,
-            body,
-            sim_sent_at_ms,
-        })
+        Ok(Answer { status, body })
     }
 }

@@ -184,7 +184,6 @@ async fn poll_v1(client: &Client, memory: &PrusaState) -> Result<Option<Polled>,
         Ok(p) => p,
         Err(e) => return Ok(Some(bad_body("/api/v1/status", e, a.body))),
     };
-    poll.sim_sent_at_ms = a.sim_sent_at_ms;
     let active = matches!(poll.state.as_str(), "PRINTING" | "PAUSED" | "ATTENTION");
     let known = |j: &JobInfo| {
         memory
@@ -234,10 +233,7 @@ async fn poll_legacy(client: &Client) -> Result<Polled, HttpError> {
         Err(e) => return Err(e),
     };
     match state::parse_legacy(&job.body, printer.as_deref()) {
-        Ok(mut p) => {
-            p.sim_sent_at_ms = job.sim_sent_at_ms;
-            Ok(Polled::Status(p))
-        }
+        Ok(p) => Ok(Polled::Status(p)),
         Err(e) => Ok(bad_body("/api/job", e, job.body)),
     }
 }
