@@ -96,6 +96,7 @@ fn running_job(printer: &PrinterId, start: Timestamp) -> Job {
         actual_duration: None,
         customer_info: info,
         notes: None,
+        end_reason: None,
         created_at: start,
         updated_at: start,
         printer_job_id: Some(TASK_ID.into()),

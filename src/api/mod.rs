@@ -10,6 +10,7 @@ mod dashboard;
 pub mod error;
 mod health;
 mod jobs;
+mod printer_control;
 mod printers;
 mod settings;
 mod ws;

@@ -8,4 +8,5 @@ pub mod model;
 pub mod printers;
 
 pub use creator::JobCreator;
+pub use printers::CancelledFromApi;
 pub use model::{Job, JobPatch, NewJob};

@@ -6,12 +6,13 @@ pub mod actor;
 mod backoff;
 mod bad_payloads;
 pub mod bambu;
+pub mod control;
 pub mod driver;
 pub mod manager;
 pub mod prusalink;
 pub mod status;
 pub mod view;
 
-pub use actor::{PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
+pub use actor::{Control, PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
 pub use driver::Tuning;
 pub use status::{ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures};

@@ -12,6 +12,7 @@
 //! Between sessions: [`Backoff`] with jitter; refused credentials and a changed
 //! certificate wait longer (nothing will change until a person acts).
 
+mod pending;
 pub mod state;
 pub mod tls;
 pub mod watchdog;
@@ -28,12 +29,14 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, excerpt};
+use crate::printers::control::{ControlCommand, ControlError, ControlKind};
 use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
 use state::{Applied, BambuState, ReportError};
 use tls::SharedPin;
+use pending::Pending;
 use watchdog::{Bark, Watchdog};
 
 /// The Bambu LAN user name.
@@ -96,6 +99,7 @@ enum Wake {
     /// Connected for a while and data flows, but never a full report.
     NoSnapshot,
     Settings(bool),
+    Command(Option<ControlCommand>),
 }
 
 /// Runs the driver until the task is aborted.
@@ -130,6 +134,8 @@ struct Session<'a> {
     state: BambuState,
     report_topic: String,
     request_topic: String,
+    /// Control commands sent and not yet acknowledged.
+    pending: Pending,
 }
 
 impl<'a> Session<'a> {
@@ -146,6 +152,7 @@ impl<'a> Session<'a> {
             backoff,
             bad,
             state: BambuState::new(),
+            pending: Pending::default(),
             report_topic: format!("device/{serial}/report"),
             request_topic: format!("device/{serial}/request"),
         }
@@ -212,6 +219,7 @@ impl<'a> Session<'a> {
         // interval (`driver::request_phase`), so the farm's pushalls spread over it.
         let mut phase = 0.0;
         let mut settings_open = true;
+        let mut commands_open = true;
         loop {
             let interval = self.ctx.interval();
             let next_pushall = last_pushall + interval.mul_f64(1.0 + phase);
@@ -223,6 +231,7 @@ impl<'a> Session<'a> {
                 _ = sleep_until(dog_at), if connected => Wake::Watchdog,
                 _ = sleep_until(snapshot_due), if connected && !snapshot_seen => Wake::NoSnapshot,
                 r = self.ctx.settings.changed(), if settings_open => Wake::Settings(r.is_ok()),
+                c = self.ctx.commands.recv(), if connected && commands_open => Wake::Command(c),
             };
             let now = Instant::now();
             match wake {
@@ -284,6 +293,8 @@ impl<'a> Session<'a> {
                     return End::Lost(self.no_reports(now - connected_at));
                 }
                 Wake::Settings(open) => settings_open = open,
+                Wake::Command(None) => commands_open = false,
+                Wake::Command(Some(cmd)) => self.command(&client, cmd),
             }
         }
     }
@@ -350,6 +361,7 @@ impl<'a> Session<'a> {
             }
             Ok(Applied::Other) => {
                 self.ctx.reporter.status_mut().last_seen = Some(time::now());
+                self.pending.acknowledged(payload);
             }
             Err(e) => self.bad_payload(&e, payload),
         }
@@ -364,6 +376,32 @@ impl<'a> Session<'a> {
                 payload = %excerpt(payload),
                 "skipping a report the driver cannot use"
             );
+        }
+    }
+
+    /// Sends a control command as the `print` command the printer takes (protocols.md
+    /// §2.2), with our own `sequence_id`; its answer is matched in `Pending`.
+    fn command(&mut self, client: &AsyncClient, cmd: ControlCommand) {
+        let name = match cmd.kind {
+            ControlKind::Pause => "pause",
+            ControlKind::Resume => "resume",
+            ControlKind::Cancel => "stop",
+        };
+        let seq = self.pending.next_sequence();
+        let payload = serde_json::json!({"print": {"sequence_id": seq, "command": name, "param": ""}});
+        match client.try_publish(
+            self.request_topic.clone(),
+            QoS::AtMostOnce,
+            false,
+            payload.to_string().into_bytes(),
+        ) {
+            Ok(()) => self.pending.add(seq, name, cmd),
+            Err(e) => {
+                tracing::debug!(error = %e, "command not queued (event loop busy)");
+                cmd.answer(Err(ControlError::Unavailable(
+                    "the connection to the printer is busy; retry in a moment".into(),
+                )));
+            }
         }
     }
 
