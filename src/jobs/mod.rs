@@ -8,5 +8,5 @@ pub mod model;
 pub mod printers;
 
 pub use creator::JobCreator;
-pub use printers::CancelledFromApi;
 pub use model::{Job, JobPatch, NewJob};
+pub use printers::CancelledFromApi;

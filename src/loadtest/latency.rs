@@ -153,7 +153,8 @@ impl SentLogs {
     /// Reads every sampled printer's log once and merges it in. Errors are counted by
     /// the caller; a log missed once is read again at the next poll.
     pub async fn poll(&mut self, sim: &Control, sampled: &Sampled) -> usize {
-        self.by_printer.resize_with(sampled.ids.len(), BTreeSet::new);
+        self.by_printer
+            .resize_with(sampled.ids.len(), BTreeSet::new);
         let mut errors = 0;
         for (i, id) in sampled.ids.iter().enumerate() {
             match sim.get(&format!("/printers/{id}/sent")).await {
@@ -194,12 +195,7 @@ pub struct Latencies {
 
 /// Matches every sample of every client to its report; counts only reports sent and
 /// statuses received within `[start, end)` (unix ms).
-pub fn match_samples(
-    clients: &[Vec<Sample>],
-    logs: &SentLogs,
-    start: i64,
-    end: i64,
-) -> Latencies {
+pub fn match_samples(clients: &[Vec<Sample>], logs: &SentLogs, start: i64, end: i64) -> Latencies {
     let mut l = Latencies {
         matched: 0,
         unmatched: 0,

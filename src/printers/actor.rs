@@ -213,13 +213,16 @@ impl Handler<Control> for PrinterActor {
         };
         match tx.try_send(cmd) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(cmd)) => cmd.answer(Err(ControlError::Unavailable(
+            Err(mpsc::error::TrySendError::Full(cmd)) => cmd
+                .answer(Err(ControlError::Unavailable(
                 "earlier commands to this printer are still waiting for it; retry in a few seconds"
                     .into(),
             ))),
-            Err(mpsc::error::TrySendError::Closed(cmd)) => cmd.answer(Err(
-                ControlError::Unavailable("the printer's connection is restarting; retry shortly".into()),
-            )),
+            Err(mpsc::error::TrySendError::Closed(cmd)) => {
+                cmd.answer(Err(ControlError::Unavailable(
+                    "the printer's connection is restarting; retry shortly".into(),
+                )))
+            }
         }
     }
 }

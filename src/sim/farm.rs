@@ -565,6 +565,12 @@ impl SimFarm {
         })
     }
 
+    /// Send times (unix ms) of printer `id`'s recent status reports or status answers,
+    /// oldest first (`GET /printers/{id}/sent`).
+    pub fn sent_log(&self, id: &str) -> Result<Vec<u64>, SimError> {
+        self.shared.sent_log(id)
+    }
+
     /// Stops every listener and printer and drops all client connections.
     pub async fn shutdown(&self) {
         let _ = self.shutdown_tx.send(true);

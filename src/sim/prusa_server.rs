@@ -371,7 +371,8 @@ fn job_command(g: &mut Inner, id: &str, action: Action, now: Instant) -> Respons
 /// in a state for it 409; done 204.
 fn legacy_job_command(g: &mut Inner, body: &[u8], now: Instant) -> Response {
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
-        return warp::reply::with_status("Couldn't parse JSON", StatusCode::BAD_REQUEST).into_response();
+        return warp::reply::with_status("Couldn't parse JSON", StatusCode::BAD_REQUEST)
+            .into_response();
     };
     let field = |k: &str| req.get(k).and_then(Value::as_str);
     let action = match (field("command"), field("action")) {

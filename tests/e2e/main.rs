@@ -7,5 +7,6 @@
 mod harness;
 
 mod autojobs;
+mod control;
 mod printers;
 mod rig;

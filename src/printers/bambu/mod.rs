@@ -34,9 +34,9 @@ use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
+use pending::Pending;
 use state::{Applied, BambuState, ReportError};
 use tls::SharedPin;
-use pending::Pending;
 use watchdog::{Bark, Watchdog};
 
 /// The Bambu LAN user name.
@@ -388,7 +388,8 @@ impl<'a> Session<'a> {
             ControlKind::Cancel => "stop",
         };
         let seq = self.pending.next_sequence();
-        let payload = serde_json::json!({"print": {"sequence_id": seq, "command": name, "param": ""}});
+        let payload =
+            serde_json::json!({"print": {"sequence_id": seq, "command": name, "param": ""}});
         match client.try_publish(
             self.request_topic.clone(),
             QoS::AtMostOnce,

@@ -130,8 +130,10 @@ mod tests {
         );
         assert!(rx.try_recv().is_err(), "still waiting");
         p.acknowledged(
-            format!(r#"{{"print":{{"command":"pause","sequence_id":"{seq}","result":"SUCCESS"}}}}"#)
-                .as_bytes(),
+            format!(
+                r#"{{"print":{{"command":"pause","sequence_id":"{seq}","result":"SUCCESS"}}}}"#
+            )
+            .as_bytes(),
         );
         assert_eq!(rx.try_recv().unwrap(), Ok(()));
     }
