@@ -266,13 +266,14 @@ mod tests {
             1_700_000_002_232,
         );
         assert_eq!(r.samples.len(), 3, "only sampled printers are recorded");
-        let mut logs = SentLogs::default();
-        logs.by_printer = vec![
-            [1_700_000_000_004, 1_700_000_001_215, 1_700_000_001_726]
-                .into_iter()
-                .collect(),
-            BTreeSet::new(),
-        ];
+        let logs = SentLogs {
+            by_printer: vec![
+                [1_700_000_000_004, 1_700_000_001_215, 1_700_000_001_726]
+                    .into_iter()
+                    .collect(),
+                BTreeSet::new(),
+            ],
+        };
         let l = match_samples(&[r.samples], &logs, 1_700_000_000_000, 1_700_000_009_000);
         assert_eq!((l.matched, l.unmatched), (3, 0));
         assert_eq!(l.report_to_client.quantiles().max, 506.0);
