@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use memchr::memmem;
+use tokio::sync::watch;
 
 use super::hist::Hist;
 use super::prints::Control;
@@ -175,6 +176,28 @@ impl SentLogs {
             .next_back()
             .copied()
     }
+}
+
+/// Reads the sampled printers' send logs every [`SENT_POLL`] until `stop`, and once more
+/// then; answers the logs and how many reads failed.
+pub fn read_sent_logs(
+    sim: Control,
+    sampled: Sampled,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(SentLogs, usize)> {
+    tokio::spawn(async move {
+        let mut logs = SentLogs::default();
+        let mut errors = 0;
+        loop {
+            errors += logs.poll(&sim, &sampled).await;
+            tokio::select! {
+                _ = tokio::time::sleep(SENT_POLL) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        errors += logs.poll(&sim, &sampled).await;
+        (logs, errors)
+    })
 }
 
 /// The latencies of every matched status, in ms.

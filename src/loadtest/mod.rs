@@ -321,22 +321,7 @@ async fn measure(
     )
     .await?;
     // The simulator's send times of the sampled printers, read all along.
-    let sent_logs = {
-        let (ctl, sampled, mut stop) = (ctl.clone(), sampled.clone(), stop_rx.clone());
-        tokio::spawn(async move {
-            let mut logs = latency::SentLogs::default();
-            let mut errors = 0;
-            loop {
-                errors += logs.poll(&ctl, &sampled).await;
-                tokio::select! {
-                    _ = tokio::time::sleep(latency::SENT_POLL) => {}
-                    _ = stop.changed() => break,
-                }
-            }
-            errors += logs.poll(&ctl, &sampled).await;
-            (logs, errors)
-        })
-    };
+    let sent_logs = latency::read_sent_logs(ctl.clone(), sampled.clone(), stop_rx.clone());
     let interval = Duration::from_secs(args.monitoring_interval);
     let plan = Plan {
         print_s,

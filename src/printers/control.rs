@@ -80,6 +80,12 @@ pub struct ControlCommand {
 }
 
 impl ControlCommand {
+    /// The API handler stopped waiting (it answered 504): the command is stale and must
+    /// not reach the printer late (a cancel sent minutes after the click).
+    pub fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
     /// Answers the API handler (which may have given up waiting already).
     pub fn answer(self, r: Result<(), ControlError>) {
         match &r {

@@ -29,7 +29,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, excerpt};
-use crate::printers::control::{ControlCommand, ControlError, ControlKind};
+use crate::printers::control::ControlCommand;
 use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
@@ -379,31 +379,9 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Sends a control command as the `print` command the printer takes (protocols.md
-    /// §2.2), with our own `sequence_id`; its answer is matched in `Pending`.
+    /// Sends a control command (`pending.rs`).
     fn command(&mut self, client: &AsyncClient, cmd: ControlCommand) {
-        let name = match cmd.kind {
-            ControlKind::Pause => "pause",
-            ControlKind::Resume => "resume",
-            ControlKind::Cancel => "stop",
-        };
-        let seq = self.pending.next_sequence();
-        let payload =
-            serde_json::json!({"print": {"sequence_id": seq, "command": name, "param": ""}});
-        match client.try_publish(
-            self.request_topic.clone(),
-            QoS::AtMostOnce,
-            false,
-            payload.to_string().into_bytes(),
-        ) {
-            Ok(()) => self.pending.add(seq, name, cmd),
-            Err(e) => {
-                tracing::debug!(error = %e, "command not queued (event loop busy)");
-                cmd.answer(Err(ControlError::Unavailable(
-                    "the connection to the printer is busy; retry in a moment".into(),
-                )));
-            }
-        }
+        self.pending.send(client, &self.request_topic, cmd);
     }
 
     fn publish(&self, client: &AsyncClient, payload: &'static str) {

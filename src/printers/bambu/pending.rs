@@ -4,8 +4,9 @@
 //! (protocols.md §2.2). Answers are matched by command name and sequence id; other
 //! clients' commands (the slicer, a phone app) carry their own ids and are left alone.
 
+use rumqttc::{AsyncClient, QoS};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::printers::control::{
     COMMAND_QUEUE, ControlCommand, ControlError, ControlKind, cap_reason,
@@ -35,6 +36,37 @@ struct AnswerPrint {
 }
 
 impl Pending {
+    /// Sends a control command as the `print` command the printer takes (protocols.md
+    /// §2.2), with our own `sequence_id`; its answer is matched in `acknowledged`. A
+    /// command the API stopped waiting for is dropped, never sent late.
+    pub fn send(&mut self, client: &AsyncClient, topic: &str, cmd: ControlCommand) {
+        if cmd.abandoned() {
+            tracing::info!(command_id = %cmd.id, "dropping a command the API stopped waiting for");
+            return;
+        }
+        let name = match cmd.kind {
+            ControlKind::Pause => "pause",
+            ControlKind::Resume => "resume",
+            ControlKind::Cancel => "stop",
+        };
+        let seq = self.next_sequence();
+        let payload = json!({"print": {"sequence_id": seq, "command": name, "param": ""}});
+        match client.try_publish(
+            topic,
+            QoS::AtMostOnce,
+            false,
+            payload.to_string().into_bytes(),
+        ) {
+            Ok(()) => self.add(seq, name, cmd),
+            Err(e) => {
+                tracing::debug!(error = %e, "command not queued (event loop busy)");
+                cmd.answer(Err(ControlError::Unavailable(
+                    "the connection to the printer is busy; retry in a moment".into(),
+                )));
+            }
+        }
+    }
+
     /// A sequence id for the next command (a string holding a number, as printers use).
     pub fn next_sequence(&mut self) -> String {
         self.next += 1;

@@ -162,6 +162,9 @@ async fn session(
                 r = ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
                 c = ctx.commands.recv(), if commands_open => match c {
                     None => commands_open = false,
+                    Some(cmd) if cmd.abandoned() => {
+                        tracing::info!(command_id = %cmd.id, "dropping a command the API stopped waiting for");
+                    }
                     Some(cmd) => {
                         let r = command(&client, api, ctx.reporter.status(), cmd.kind).await;
                         cmd.answer(r);
