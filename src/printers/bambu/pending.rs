@@ -171,6 +171,21 @@ mod tests {
     }
 
     #[test]
+    fn a_command_the_api_gave_up_on_is_never_sent() {
+        let (client, _eventloop) =
+            AsyncClient::new(rumqttc::MqttOptions::new("t", "127.0.0.1", 1), 4);
+        let mut p = Pending::default();
+        let (c, rx) = cmd(ControlKind::Cancel);
+        drop(rx); // the API answered 504 and stopped waiting
+        p.send(&client, "device/S/request", c);
+        assert!(p.waiting.is_empty(), "not sent, not waiting");
+        let (c, _rx) = cmd(ControlKind::Pause);
+        p.send(&client, "device/S/request", c);
+        assert_eq!(p.waiting.len(), 1, "a live command is sent and waits");
+        assert_eq!(p.waiting[0].1, "pause");
+    }
+
+    #[test]
     fn a_refusal_carries_the_capped_reason() {
         let mut p = Pending::default();
         let (c, mut rx) = cmd(ControlKind::Cancel);
