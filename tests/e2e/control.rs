@@ -57,7 +57,13 @@ async fn pause_resume_cancel(r: &Rig, id: &str) {
     refused(r, id, "pause", 409, "invalid_state").await;
     r.act(id, print("bracket_v3.3mf", 120)).await;
     printing(r, id).await;
-    let job_id = r.jobs(&format!("printer_id={id}")).await[0]["id"].clone();
+    // The job is listed once its creation is committed (a moment after the status).
+    let job_id = r
+        .wait_jobs(&format!("printer_id={id}"), "the print's job", |j| {
+            j.first().is_some_and(|j| j["status"] == "running")
+        })
+        .await[0]["id"]
+        .clone();
     let body = accepted(r, id, "pause").await;
     assert_eq!(body["job_id"], job_id);
     r.wait_printer(id, "paused", |p| p["state"] == "paused")
