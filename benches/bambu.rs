@@ -58,7 +58,7 @@ fn reports() -> (Bytes, Bytes) {
     for s in (0..2400).step_by(30) {
         m.poll(at(s), wall + s * 1000, true, &mut rng);
     }
-    let full = m.full_frame(wall + 2_400_000);
+    let full = m.full_frame();
     let delta = m
         .poll(at(2460), wall + 2_460_000, true, &mut rng)
         .pop()

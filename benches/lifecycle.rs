@@ -64,7 +64,6 @@ fn printing_status(printer: &PrinterId, start: Timestamp, progress: f64) -> Prin
         last_seen: Some(now),
         first_after_connect: false,
         observed_at: now,
-        sim_sent_at_ms: None,
         bad_data: Default::default(),
     }
 }
@@ -98,6 +97,7 @@ fn running_job(printer: &PrinterId, start: Timestamp) -> Job {
         actual_duration: None,
         customer_info: info,
         notes: None,
+        end_reason: None,
         created_at: start,
         updated_at: start,
         printer_job_id: Some(TASK_ID.into()),

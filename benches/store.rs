@@ -112,6 +112,7 @@ fn job_at(rng: &mut StdRng, printer: u64, created: Timestamp, status: JobStatus)
         actual_duration: ended.then_some(duration),
         customer_info: info,
         notes: rng.random_bool(0.05).then(|| "reprint for QA".to_owned()),
+        end_reason: None,
         created_at: created,
         updated_at: if ended { end } else { created },
         printer_job_id,

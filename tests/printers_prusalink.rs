@@ -57,7 +57,6 @@ async fn whole_lifecycle_with_digest() {
     let s = connected(&mut ev, &id).await;
     assert_eq!(s.state, S::Idle);
     assert_eq!(s.printer_type, PrinterType::Prusalink);
-    assert!(s.sim_sent_at_ms.is_some(), "X-Sim-Sent-At-Ms is copied");
     assert!(s.temperatures.nozzle.is_some());
 
     farm.control(&id, print("/usb/bracket_v3.bgcode"))

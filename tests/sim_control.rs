@@ -377,3 +377,89 @@ async fn a_refused_login_never_reaches_the_printer() {
     assert_eq!(farm.status(&p.id).unwrap().clients, 0);
     farm.shutdown().await;
 }
+
+/// `GET /printers/{id}/sent` gives the send times of the status reports (not of command
+/// answers), and `refuse` makes the printer answer its `print` commands `result: "fail"`
+/// as 2025 firmware does, while it keeps reporting.
+#[tokio::test]
+async fn the_send_log_and_a_printer_that_refuses_commands() {
+    let farm = quick().bambu(1, Style::X1).start().await.unwrap();
+    let p = farm.printers()[0].clone();
+    let base = format!("http://{}", farm.control_addr().unwrap());
+    let mut c = connect(&farm, &p, "bblp", p.access_code.as_deref().unwrap());
+    c.publish(r#"{"pushing":{"command":"pushall"}}"#).await;
+    c.until("a full report", |s| s.contains_key("gcode_state"))
+        .await;
+    farm.control(
+        &p.id,
+        Action::Print {
+            file: "a.3mf".into(),
+            duration_s: 60,
+            layers: None,
+        },
+    )
+    .await
+    .unwrap();
+    c.until_state("RUNNING").await;
+    let refuse = http()
+        .post(format!("{base}/printers/{}/refuse", p.id))
+        .body(r#"{"seconds": 30}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refuse.status(), StatusCode::OK);
+    c.publish(r#"{"print":{"sequence_id":"77","command":"stop","param":""}}"#)
+        .await;
+    let ack = loop {
+        if let Seen::Report(Some(v)) = c.next().await
+            && v["print"]["command"] == "stop"
+        {
+            break v;
+        }
+    };
+    assert_eq!(ack["print"]["sequence_id"], "77");
+    assert_eq!(ack["print"]["result"], "fail");
+    assert_eq!(ack["print"]["reason"], "mqtt message verify failed");
+    assert!(farm.status(&p.id).unwrap().active, "still printing");
+    let sent: Value = http()
+        .get(format!("{base}/printers/{}/sent", p.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let times: Vec<u64> = sent["sent_at_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    let reports = farm
+        .report_log(&p.id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.json()
+                .is_some_and(|v| v["print"]["command"] == "push_status")
+        })
+        .map(|r| r.sent_at_ms)
+        .collect::<Vec<_>>();
+    assert!(!times.is_empty());
+    assert_eq!(
+        times[..],
+        reports[..times.len()],
+        "status reports only, oldest first"
+    );
+    let bad = http()
+        .post(format!("{base}/printers/{}/refuse", p.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        StatusCode::BAD_REQUEST,
+        "refuse needs seconds"
+    );
+    farm.shutdown().await;
+}

@@ -12,6 +12,7 @@ pub mod error;
 mod health;
 mod jobs;
 pub mod keys;
+mod printer_control;
 mod printers;
 pub mod serve;
 mod settings;

@@ -39,9 +39,18 @@ pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Reje
         .and_then(delete);
     let repin = warp::path!("api" / "v1" / "printers" / String / "certificate" / "reset")
         .and(warp::post())
-        .and(with_state(st))
+        .and(with_state(st.clone()))
         .and_then(repin);
-    list.or(get).or(create).or(update).or(delete).or(repin)
+    let control = warp::path!("api" / "v1" / "printers" / String / String)
+        .and(warp::post())
+        .and(with_state(st))
+        .and_then(super::printer_control::control);
+    list.or(get)
+        .or(create)
+        .or(update)
+        .or(delete)
+        .or(repin)
+        .or(control)
 }
 
 #[derive(Serialize)]
@@ -64,7 +73,7 @@ fn list(st: AppState) -> impl Reply {
     })
 }
 
-fn entry(st: &AppState, id: &str) -> Result<Entry, Rejection> {
+pub(super) fn entry(st: &AppState, id: &str) -> Result<Entry, Rejection> {
     st.printers
         .get(id)
         .ok_or_else(|| reject_err(StoreError::PrinterNotFound(id.to_owned())))

@@ -82,19 +82,6 @@ impl Event {
             data,
         }
     }
-
-    /// Adds one integer member to the data object (no-op if the data is not an object).
-    pub fn with_member(mut self, key: &str, value: i64) -> Self {
-        let s = self.data.get();
-        if let Some(body) = s.strip_suffix('}') {
-            let sep = if body.trim_end() == "{" { "" } else { "," };
-            let key = serde_json::to_string(key).unwrap_or_default();
-            if let Ok(raw) = RawValue::from_string(format!("{body}{sep}{key}:{value}}}")) {
-                self.data = raw;
-            }
-        }
-        self
-    }
 }
 
 #[derive(Serialize)]
@@ -121,10 +108,6 @@ pub fn encode(ev: &Event, seq: u64, at: Timestamp) -> Arc<str> {
 mod tests {
     use super::*;
 
-    fn data(ev: &Event) -> serde_json::Value {
-        serde_json::from_str(ev.data.get()).unwrap()
-    }
-
     #[test]
     fn envelope_carries_the_data_verbatim() {
         let ev = Event::new(
@@ -138,17 +121,5 @@ mod tests {
         assert_eq!(v["seq"], 7);
         assert_eq!(v["data"]["name"], "A \"quoted\" name");
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
-    }
-
-    #[test]
-    fn with_member_appends_to_the_object() {
-        let ev = Event::new(EventKind::PrinterStatus, None, serde_json::json!({"a": 1}))
-            .with_member("sim_held_ms", 250);
-        assert_eq!(data(&ev), serde_json::json!({"a": 1, "sim_held_ms": 250}));
-        let empty =
-            Event::new(EventKind::PrinterStatus, None, serde_json::json!({})).with_member("k", -1);
-        assert_eq!(data(&empty), serde_json::json!({"k": -1}));
-        let not_object = Event::new(EventKind::JobDeleted, None, 5).with_member("k", 1);
-        assert_eq!(data(&not_object), serde_json::json!(5));
     }
 }

@@ -40,8 +40,8 @@ struct StatusSlot {
     /// The printer's number, under which clients coalesce its statuses.
     index: u32,
     last_sent: Option<Instant>,
-    /// The newest status not sent yet, and when it arrived.
-    held: Option<(Event, Instant)>,
+    /// The newest status not sent yet.
+    held: Option<Event>,
 }
 
 #[derive(Default)]
@@ -110,7 +110,7 @@ impl Broadcaster {
                 if slot.held.is_none() {
                     self.due.push_back((t + STATUS_EVENT_INTERVAL, id.clone()));
                 }
-                slot.held = Some((ev, now));
+                slot.held = Some(ev);
                 None
             }
             _ => {
@@ -142,23 +142,12 @@ impl Broadcaster {
             {
                 continue;
             }
-            if let Some((ev, since)) = slot.held.take() {
+            if let Some(ev) = slot.held.take() {
                 slot.last_sent = Some(now);
-                out.push((stamp_hold(ev, now - since), Some(slot.index)));
+                out.push((ev, Some(slot.index)));
             }
         }
         self.emit(out);
-    }
-}
-
-/// A held status that came from a simulator report (its data has `sim_sent_at_ms`) also
-/// carries `sim_held_ms`, how long the throttle held it, so the load harness can tell the
-/// pipeline's latency from the intentional hold. Statuses from real printers are unchanged.
-fn stamp_hold(ev: Event, held: Duration) -> Event {
-    if ev.data.get().contains("\"sim_sent_at_ms\":") {
-        ev.with_member("sim_held_ms", held.as_millis() as i64)
-    } else {
-        ev
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::creator::{JobCreator, job_event, record_of};
 use super::lifecycle::{Decision, Observation, ObservedState, Start, finite_progress, same_file};
-use super::model::Job;
+use super::model::{END_REASON_API_CANCEL, Job};
 use crate::broadcast::EventKind;
 use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
 use crate::store::{self, StoreError};
@@ -254,6 +254,9 @@ impl JobCreator {
         };
         job.end_time = Some(end);
         job.set_status(status, end);
+        if self.cancelled_from_api.remove(id) && status == JobStatus::Cancelled {
+            job.end_reason = Some(END_REASON_API_CANCEL.to_owned());
+        }
         job.updated_at = time::now();
         self.track(store::jobs::update(&self.conn, &job))?;
         self.open.remove(id);
@@ -301,6 +304,7 @@ impl JobCreator {
             actual_duration: None,
             customer_info: info,
             notes: None,
+            end_reason: None,
             created_at: at,
             updated_at: at,
             printer_job_id: s.printer_job_id,

@@ -6,7 +6,7 @@
 //! manual and automatic creation can never race. It persists first, then publishes the
 //! event, so a client never hears of a job the database does not have.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -52,6 +52,9 @@ pub struct JobCreator {
     pub(super) me: Option<Addr<JobCreator>>,
     /// The database files as opened, checked before a write is reported done.
     pub(super) files: Option<store::files::FileIdentity>,
+    /// Open jobs whose printer took a cancel from the API (at most one per printer):
+    /// if they end `cancelled`, `end_reason` says so.
+    pub(super) cancelled_from_api: HashSet<JobId>,
 }
 
 /// What `POST /api/v1/jobs` did: created a job, or attached to the print already
@@ -84,6 +87,7 @@ impl JobCreator {
             group: Group::default(),
             me: None,
             files: None,
+            cancelled_from_api: HashSet::new(),
         };
         me.load_open_jobs();
         me
@@ -256,6 +260,7 @@ impl JobCreator {
             actual_duration: None,
             customer_info: info,
             notes: new.notes,
+            end_reason: None,
             created_at: now,
             updated_at: now,
             printer_job_id: None,
@@ -599,6 +604,7 @@ mod tests {
             actual_duration: None,
             customer_info: Default::default(),
             notes: None,
+            end_reason: None,
             created_at: now,
             updated_at: now,
             printer_job_id: None,

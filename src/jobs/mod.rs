@@ -9,3 +9,4 @@ pub mod printers;
 
 pub use creator::JobCreator;
 pub use model::{Job, JobPatch, NewJob};
+pub use printers::CancelledFromApi;

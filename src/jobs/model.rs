@@ -20,6 +20,8 @@ pub const AUTO_KEYS: [&str; 4] = [
 /// Longest `job_name`, `filename` and `notes` accepted from a client, in characters.
 /// Generous for any real file name or note while keeping one row small.
 pub const MAX_NAME_LEN: usize = 512;
+/// `end_reason` of a job whose printer took a cancel from `POST /api/v1/printers/{id}/cancel`.
+pub const END_REASON_API_CANCEL: &str = "cancelled from printfarmd";
 pub const MAX_NOTES_LEN: usize = 16 * 1024;
 /// Largest `customer_info` object accepted, serialised, in bytes.
 pub const MAX_CUSTOMER_INFO_BYTES: usize = 64 * 1024;
@@ -46,6 +48,10 @@ pub struct Job {
     pub created_at: Timestamp,
     #[serde(with = "req_time")]
     pub updated_at: Timestamp,
+    /// Why the job ended, when the daemon knows more than the status says (only
+    /// "cancelled from printfarmd" so far); left out of the JSON when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
     /// The printer's own id for this print, when it has a trustworthy one (identity).
     #[serde(skip)]
     pub printer_job_id: Option<String>,

@@ -7,7 +7,7 @@ use actix::prelude::*;
 use super::creator::JobCreator;
 use crate::broadcast::{Event, EventKind};
 use crate::config::PrinterConfig;
-use crate::domain::{JobStatus, PrinterId};
+use crate::domain::{JobId, JobStatus, PrinterId};
 use crate::printers::view::{self, Live};
 use crate::printers::{PrinterEvent, PrinterStatus};
 use crate::registry::{Entry, ManagedBy};
@@ -115,6 +115,27 @@ impl JobCreator {
         self.live.remove(id);
         tracing::info!(printer_id = %id, "printer deleted through the API; its jobs are kept");
         Ok(())
+    }
+}
+
+/// A printer took a cancel sent from the API for this open job (`api/printer_control.rs`):
+/// if the job ends `cancelled`, its `end_reason` says it was cancelled from printfarmd.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CancelledFromApi {
+    pub printer_id: PrinterId,
+    pub job_id: JobId,
+}
+
+impl Handler<CancelledFromApi> for JobCreator {
+    type Result = ();
+    fn handle(&mut self, m: CancelledFromApi, _: &mut Self::Context) {
+        // Bounded by the open jobs: marks of jobs that closed or went away are dropped.
+        let open = &self.open;
+        self.cancelled_from_api.retain(|j| open.contains_key(j));
+        if self.open_job_id(&m.printer_id).as_ref() == Some(&m.job_id) {
+            self.cancelled_from_api.insert(m.job_id);
+        }
     }
 }
 

@@ -1,16 +1,12 @@
-//! The daemon's clients during a load run: WebSocket clients that time every
-//! `printer_status` from the simulator's stamp to its arrival, and a steady REST load.
-//!
-//! The WebSocket clients read the two stamps they need straight from the message text
-//! (no JSON parse): at 2,000 printers and 100 clients they receive ~200,000 messages a
-//! second on the same two cores as the daemon, and the harness must not crowd it out.
+//! The daemon's clients during a load run: WebSocket clients that count every event and
+//! record the `printer_status` events of a sample of printers for timing
+//! (`latency.rs`), and a steady REST load.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use memchr::memmem;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -18,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::hist::{Hist, Quantiles};
+use super::latency::{Recorder, Sample, Sampled};
 
 /// REST requests allowed in flight at once; past that a tick is counted as skipped
 /// rather than piling up requests on a stalled daemon.
@@ -25,26 +22,15 @@ const REST_IN_FLIGHT: usize = 64;
 /// How long one REST request may take.
 const REST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the WebSocket clients saw, merged.
+/// What the WebSocket clients saw.
 pub struct WsStats {
     pub messages: u64,
     pub status_events: u64,
     pub disconnects: u64,
     /// Why the daemon closed clients (distinct close reasons, or the error).
     pub disconnect_reasons: Vec<String>,
-    /// Receive time − `sim_sent_at_ms`, every `printer_status`.
-    pub raw: Hist,
-    /// The same, for statuses the Broadcaster sent at once.
-    pub not_held: Hist,
-    /// The same, for statuses the Broadcaster held (throttled) first.
-    pub held: Hist,
-    /// Held statuses with their hold (`sim_held_ms`) taken out: the pipeline alone.
-    pub held_minus_hold: Hist,
-    /// Every status, split at the Broadcaster (the envelope's `timestamp`, in ms): from
-    /// the report to the fan-out, hold taken out (driver, JobCreator, throttle) ...
-    pub to_fanout: Hist,
-    /// ... and from the fan-out to the client (outbox, writer, socket, this harness).
-    pub fanout_to_client: Hist,
+    /// Each client's statuses of the sampled printers, for `latency::match_samples`.
+    pub samples: Vec<Vec<Sample>>,
 }
 
 impl WsStats {
@@ -54,84 +40,25 @@ impl WsStats {
             status_events: 0,
             disconnects: 0,
             disconnect_reasons: Vec::new(),
-            raw: Hist::new(1000),
-            not_held: Hist::new(1000),
-            held: Hist::new(1000),
-            held_minus_hold: Hist::new(1000),
-            to_fanout: Hist::new(1000),
-            fanout_to_client: Hist::new(1000),
+            samples: Vec::new(),
         }
     }
 
-    fn merge(&mut self, o: &WsStats) {
+    fn merge(&mut self, o: WsStats) {
         self.messages += o.messages;
         self.status_events += o.status_events;
         self.disconnects += o.disconnects;
-        for r in &o.disconnect_reasons {
-            if !self.disconnect_reasons.contains(r) {
-                self.disconnect_reasons.push(r.clone());
+        for r in o.disconnect_reasons {
+            if !self.disconnect_reasons.contains(&r) {
+                self.disconnect_reasons.push(r);
             }
         }
-        self.raw.merge(&o.raw);
-        self.not_held.merge(&o.not_held);
-        self.held.merge(&o.held);
-        self.held_minus_hold.merge(&o.held_minus_hold);
-        self.to_fanout.merge(&o.to_fanout);
-        self.fanout_to_client.merge(&o.fanout_to_client);
+        self.samples.extend(o.samples);
     }
 }
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// The stamps a client reads in every `printer_status`, found without parsing the JSON
-/// (searchers built once: at 2,000 printers and 100 clients, building one per search
-/// and scanning the whole message was a quarter of the harness's CPU).
-struct Stamps {
-    sent: memmem::Finder<'static>,
-    held: memmem::Finder<'static>,
-    timestamp: memmem::FinderRev<'static>,
-}
-
-impl Stamps {
-    fn new() -> Self {
-        Self {
-            sent: memmem::Finder::new(r#""sim_sent_at_ms":"#),
-            held: memmem::Finder::new(r#""sim_held_ms":"#),
-            timestamp: memmem::FinderRev::new(r#""timestamp":""#),
-        }
-    }
-
-    /// `sim_sent_at_ms`, and `sim_held_ms` if the Broadcaster held the status (it is
-    /// appended after the first, so only the rest of the text is searched).
-    fn sim(&self, text: &str) -> Option<(i64, Option<i64>)> {
-        let at = self.sent.find(text.as_bytes())? + self.sent.needle().len();
-        let rest = &text[at..];
-        let sent = leading_int(rest)?;
-        let held = self
-            .held
-            .find(rest.as_bytes())
-            .and_then(|i| leading_int(&rest[i + self.held.needle().len()..]));
-        Some((sent, held))
-    }
-
-    /// The envelope's `timestamp` (the Broadcaster's clock when it sent the event), in
-    /// ms. It follows `data` in the envelope, so it is the last one in the text.
-    fn envelope_ms(&self, text: &str) -> Option<i64> {
-        let at = self.timestamp.rfind(text.as_bytes())? + self.timestamp.needle().len();
-        let rest = &text[at..];
-        let t = chrono::DateTime::parse_from_rfc3339(&rest[..rest.find('"')?]).ok()?;
-        Some(t.timestamp_millis())
-    }
-}
-
-/// The integer at the start of `text`.
-fn leading_int(text: &str) -> Option<i64> {
-    let end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-        .unwrap_or(text.len());
-    text[..end].parse().ok()
 }
 
 /// A client's read buffer. tungstenite zeroes the free part of its buffer before every
@@ -162,6 +89,14 @@ impl Window {
     fn contains(&self, ms: i64) -> bool {
         ms >= self.start.load(Ordering::Relaxed) && ms < self.end.load(Ordering::Relaxed)
     }
+
+    /// `[start, end)` in unix ms.
+    pub fn bounds(&self) -> (i64, i64) {
+        (
+            self.start.load(Ordering::Relaxed),
+            self.end.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// Opens `n` WebSocket clients; each records until `stop` turns true what falls inside
@@ -172,6 +107,7 @@ pub async fn start_ws_clients(
     n: usize,
     stop: watch::Receiver<bool>,
     window: Arc<Window>,
+    sampled: Sampled,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<WsStats>>> {
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
@@ -184,9 +120,9 @@ pub async fn start_ws_clients(
         .await?;
         let mut stop = stop.clone();
         let window = window.clone();
+        let mut recorder = Recorder::new(sampled.clone());
         handles.push(tokio::spawn(async move {
             let mut st = WsStats::new();
-            let stamps = Stamps::new();
             let (_tx, mut rx) = ws.split();
             loop {
                 let msg = tokio::select! {
@@ -225,26 +161,9 @@ pub async fn start_ws_clients(
                     continue;
                 }
                 st.status_events += 1;
-                let Some((sent, held)) = stamps.sim(text) else {
-                    continue;
-                };
-                if !window.contains(sent) {
-                    continue;
-                }
-                let lat = at - sent;
-                st.raw.record_ms(lat);
-                match held {
-                    None => st.not_held.record_ms(lat),
-                    Some(h) => {
-                        st.held.record_ms(lat);
-                        st.held_minus_hold.record_ms(lat - h);
-                    }
-                }
-                if let Some(fanout) = stamps.envelope_ms(text) {
-                    st.to_fanout.record_ms(fanout - sent - held.unwrap_or(0));
-                    st.fanout_to_client.record_ms(at - fanout);
-                }
+                recorder.record(text, at);
             }
+            st.samples.push(recorder.samples);
             st
         }));
     }
@@ -255,7 +174,7 @@ pub async fn collect_ws(handles: Vec<tokio::task::JoinHandle<WsStats>>) -> WsSta
     let mut all = WsStats::new();
     for h in handles {
         if let Ok(s) = h.await {
-            all.merge(&s);
+            all.merge(s);
         }
     }
     all
@@ -365,24 +284,5 @@ pub async fn rest_load(
         jobs: h.jobs.quantiles(),
         printers_list: h.list.quantiles(),
         printer_one: h.one.quantiles(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_stamps_from_the_text() {
-        let s = Stamps::new();
-        let t = r#"{"type":"printer_status","data":{"id":"a","sim_sent_at_ms":1700000000123,"sim_held_ms":40},"seq":3}"#;
-        assert_eq!(s.sim(t), Some((1_700_000_000_123, Some(40))));
-        let t = r#"{"type":"printer_status","data":{"id":"a","sim_sent_at_ms":-5},"seq":3}"#;
-        assert_eq!(s.sim(t), Some((-5, None)));
-        assert_eq!(s.sim(r#"{"data":{"nope":1}}"#), None);
-        assert_eq!(s.envelope_ms(t), None);
-        // The envelope's own timestamp wins over one inside the data.
-        let t = r#"{"type":"printer_status","data":{"timestamp":"2020-01-01T00:00:00.000Z"},"timestamp":"2023-11-14T22:13:20.123Z","seq":3}"#;
-        assert_eq!(s.envelope_ms(t), Some(1_700_000_000_123));
     }
 }

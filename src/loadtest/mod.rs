@@ -12,6 +12,7 @@
 
 pub mod clients;
 pub mod hist;
+pub mod latency;
 pub mod prints;
 pub mod procs;
 pub mod verify;
@@ -309,13 +310,18 @@ async fn measure(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let window = Arc::new(clients::Window::default());
+    let ids: Vec<String> = printers.iter().map(|(id, _)| id.clone()).collect();
+    let sampled = latency::Sampled::pick(&ids);
     let ws = clients::start_ws_clients(
         &daemon.addr,
         args.ws_clients,
         stop_rx.clone(),
         window.clone(),
+        sampled.clone(),
     )
     .await?;
+    // The simulator's send times of the sampled printers, read all along.
+    let sent_logs = latency::read_sent_logs(ctl.clone(), sampled.clone(), stop_rx.clone());
     let interval = Duration::from_secs(args.monitoring_interval);
     let plan = Plan {
         print_s,
@@ -352,7 +358,6 @@ async fn measure(
     let h0 = procs::usage(std::process::id(), ticks).unwrap_or_default();
     let t0 = Instant::now();
     window.open(deadline.saturating_duration_since(t0));
-    let ids: Vec<String> = printers.iter().map(|(id, _)| id.clone()).collect();
     let rest = tokio::spawn(clients::rest_load(
         daemon.addr.clone(),
         ids,
@@ -375,6 +380,9 @@ async fn measure(
     let _ = stop_tx.send(true);
     let ws = clients::collect_ws(ws).await;
     let rest = rest.await.unwrap_or_default();
+    let (sent_logs, sent_log_errors) = sent_logs.await.context("the send-log reader panicked")?;
+    let (w0, w1) = window.bounds();
+    let lat = latency::match_samples(&ws.samples, &sent_logs, w0, w1);
 
     // Every print ended; let the daemon close every job.
     let mut started = Vec::new();
@@ -454,13 +462,16 @@ async fn measure(
             "disconnects": ws.disconnects,
             "disconnect_reasons": ws.disconnect_reasons,
             "latency_ms": {
-                "note": "statuses the simulator sent inside the window and clients received inside it: the warm-up before it and the finish-every-print burst at its end are the harness's and not counted",
-                "report_to_client": q(&ws.raw),
-                "not_held": q(&ws.not_held),
-                "held": q(&ws.held),
-                "held_minus_hold": q(&ws.held_minus_hold),
-                "to_fanout": q(&ws.to_fanout),
-                "fanout_to_client": q(&ws.fanout_to_client),
+                "note": "printer_status events of the sampled printers, each matched to the simulator's report behind it (the last one sent at or before the status's updated_at); reports sent inside the window and statuses received inside it: the warm-up before it and the finish-every-print burst at its end are the harness's and not counted. not_held: statuses whose report came a second or more after the printer's previous status went out, so the throttle cannot have held them",
+                "sampled_printers": sampled.ids().len(),
+                "matched": lat.matched,
+                "unmatched": lat.unmatched,
+                "send_log_read_errors": sent_log_errors,
+                "report_to_client": q(&lat.report_to_client),
+                "not_held": q(&lat.not_held),
+                "report_to_daemon": q(&lat.report_to_daemon),
+                "to_fanout": q(&lat.to_fanout),
+                "fanout_to_client": q(&lat.fanout_to_client),
             },
         },
         "rest": rest,

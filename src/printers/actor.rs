@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -25,6 +25,7 @@ use crate::config::{PrinterConfig, Settings};
 use crate::domain::PrinterType;
 use crate::printers::backoff::Backoff;
 use crate::printers::bambu::{self, tls};
+use crate::printers::control::{COMMAND_QUEUE, ControlCommand, ControlError};
 use crate::printers::driver::{DriverCtx, Reporter, Tuning};
 use crate::printers::prusalink;
 use crate::printers::status::{ConnectionState, PrinterEvent};
@@ -35,6 +36,13 @@ use crate::printers::status::{ConnectionState, PrinterEvent};
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Stop;
+
+/// A control command from the API, for the driver (`control.rs`). Answered on the
+/// command's own channel: at once with `Unavailable` when the driver's queue is full or
+/// no driver runs.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Control(pub ControlCommand);
 
 /// Replaces the certificate pin of a Bambu printer (`None`: trust the next certificate
 /// on first contact) and reconnects now, e.g. after `printfarmd pin reset`. Ignored by
@@ -50,6 +58,8 @@ pub struct PrinterActor {
     sink: Recipient<PrinterEvent>,
     tuning: Tuning,
     task: Option<AbortHandle>,
+    /// The running driver's command queue.
+    commands: Option<mpsc::Sender<ControlCommand>>,
     /// Pacing of restarts after panics.
     restarts: Backoff,
     started_at: Option<Instant>,
@@ -84,6 +94,7 @@ pub fn start_printer_tuned(
         sink,
         tuning,
         task: None,
+        commands: None,
         restarts,
         started_at: None,
         panicked: false,
@@ -95,11 +106,14 @@ pub fn start_printer_tuned(
 impl PrinterActor {
     fn spawn_driver(&mut self, ctx: &mut Context<Self>, delay: Duration) {
         self.abort_driver();
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        self.commands = Some(commands);
         let dctx = DriverCtx {
             cfg: self.cfg.clone(),
             settings: self.settings.clone(),
             tuning: self.tuning.clone(),
             reporter: Reporter::new(&self.cfg, self.sink.clone()),
+            commands: commands_rx,
         };
         let pins = self.pins.clone();
         let span = tracing::info_span!("printer", printer_id = %self.cfg.id, kind = %self.cfg.kind);
@@ -129,6 +143,7 @@ impl PrinterActor {
     }
 
     fn abort_driver(&mut self) {
+        self.commands = None;
         if let Some(t) = self.task.take() {
             t.abort();
         }
@@ -183,6 +198,32 @@ impl Handler<Stop> for PrinterActor {
         self.stopped = true;
         self.abort_driver();
         ctx.stop();
+    }
+}
+
+impl Handler<Control> for PrinterActor {
+    type Result = ();
+
+    fn handle(&mut self, Control(cmd): Control, _: &mut Context<Self>) {
+        let Some(tx) = self.commands.as_ref() else {
+            return cmd.answer(Err(ControlError::Unavailable(
+                "the printer's connection is not running (stopped or restarting); retry shortly"
+                    .into(),
+            )));
+        };
+        match tx.try_send(cmd) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => cmd
+                .answer(Err(ControlError::Unavailable(
+                "earlier commands to this printer are still waiting for it; retry in a few seconds"
+                    .into(),
+            ))),
+            Err(mpsc::error::TrySendError::Closed(cmd)) => {
+                cmd.answer(Err(ControlError::Unavailable(
+                    "the printer's connection is restarting; retry shortly".into(),
+                )))
+            }
+        }
     }
 }
 

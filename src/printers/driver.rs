@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use actix::Recipient;
 use actix::prelude::SendError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep};
 
 use crate::config::{PrinterConfig, Settings};
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, EXCERPT_CHARS, excerpt};
+use crate::printers::control::ControlCommand;
 use crate::printers::sanitize;
 use crate::printers::status::{BadData, ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
@@ -83,6 +84,8 @@ pub struct DriverCtx {
     pub settings: watch::Receiver<Settings>,
     pub tuning: Tuning,
     pub reporter: Reporter,
+    /// Control commands from the API (the actor holds the sender).
+    pub commands: mpsc::Receiver<ControlCommand>,
 }
 
 impl DriverCtx {

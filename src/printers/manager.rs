@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use super::{PrinterEvent, Stop, start_printer};
+use super::control::{ControlCommand, ControlError};
+use super::{Control, PrinterActor, PrinterEvent, Stop, start_printer};
 use crate::config::{PrinterConfig, Settings};
 use crate::domain::PrinterId;
 
 pub struct PrinterManager {
     settings: watch::Receiver<Settings>,
     sink: Recipient<PrinterEvent>,
-    running: HashMap<PrinterId, Recipient<Stop>>,
+    running: HashMap<PrinterId, Addr<PrinterActor>>,
 }
 
 impl PrinterManager {
@@ -58,7 +59,7 @@ impl Handler<StartPrinter> for PrinterManager {
         self.stop(&id);
         tracing::info!(printer_id = %id, printer_type = m.config.kind.as_str(), host = %m.config.host, "starting printer connection");
         let actor = start_printer(m.config, m.pin, self.settings.clone(), self.sink.clone());
-        self.running.insert(id, actor.recipient());
+        self.running.insert(id, actor);
     }
 }
 
@@ -71,6 +72,27 @@ impl Handler<StopPrinter> for PrinterManager {
     type Result = ();
     fn handle(&mut self, m: StopPrinter, _: &mut Self::Context) {
         self.stop(&m.0);
+    }
+}
+
+/// Hand a control command to a printer's actor (`control.rs`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendControl {
+    pub printer_id: PrinterId,
+    pub command: ControlCommand,
+}
+
+impl Handler<SendControl> for PrinterManager {
+    type Result = ();
+    fn handle(&mut self, m: SendControl, _: &mut Self::Context) {
+        match self.running.get(&m.printer_id) {
+            Some(actor) => actor.do_send(Control(m.command)),
+            None => m.command.answer(Err(ControlError::Unavailable(format!(
+                "printer {} has no connection running",
+                m.printer_id
+            )))),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod actor;
 mod backoff;
 mod bad_payloads;
 pub mod bambu;
+pub mod control;
 pub mod driver;
 #[cfg(test)]
 mod fuzz;
@@ -15,7 +16,7 @@ pub mod sanitize;
 pub mod status;
 pub mod view;
 
-pub use actor::{PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
+pub use actor::{Control, PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
 pub use driver::Tuning;
 pub use status::{
     BadData, ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures,

@@ -92,9 +92,6 @@ pub struct PrinterStatus {
     pub first_after_connect: bool,
     /// When the driver produced this status.
     pub observed_at: Timestamp,
-    /// The simulator's send stamp of the report behind this status (unix ms), used by
-    /// the load harness to measure report-to-WebSocket latency. None from real printers.
-    pub sim_sent_at_ms: Option<i64>,
     /// What was refused from this printer so far (filled in by the `Reporter`).
     pub bad_data: BadData,
 }
@@ -122,7 +119,6 @@ impl PrinterStatus {
             last_seen: None,
             first_after_connect: false,
             observed_at: at,
-            sim_sent_at_ms: None,
             bad_data: BadData::default(),
         }
     }

@@ -88,9 +88,6 @@ pub struct PrinterView<'a> {
     pub updated_at: Option<String>,
     /// What was refused from this printer since its driver started (`sanitize.rs`).
     pub bad_data: BadData,
-    /// The simulator's stamp of the report behind this status (load harness only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sim_sent_at_ms: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -154,6 +151,5 @@ pub fn view<'a>(entry: &'a Entry, live: Option<&'a Live>) -> PrinterView<'a> {
         temperatures: s.map_or(&NO_TEMPERATURES, |s| &s.temperatures),
         updated_at: s.map(|s| time::format(s.observed_at)),
         bad_data: s.map(|s| s.bad_data).unwrap_or_default(),
-        sim_sent_at_ms: s.and_then(|s| s.sim_sent_at_ms),
     }
 }

@@ -1,7 +1,7 @@
 //! One simulated Bambu Lab printer as a plain state machine: what it reports, and when.
 //!
-//! No sockets and no clock of its own: the caller passes `now` (and the wall-clock
-//! milliseconds for the `sim_sent_at_ms` stamp), so the lifecycle of protocols.md §2.7 is
+//! No sockets and no clock of its own: the caller passes `now` (and the wall clock, for
+//! `gcode_start_time`), so the lifecycle of protocols.md §2.7 is
 //! unit-tested here frame by frame. The broker (`broker.rs`) moves the frames.
 //!
 //! The model keeps the printer's whole `print` object in `fields`, exactly as a full
@@ -295,7 +295,11 @@ impl BambuModel {
                     "dismiss is a PrusaLink action; a Bambu printer keeps FINISH/FAILED until its next print".into(),
                 ));
             }
-            Action::Reboot | Action::Disconnect | Action::Silence { .. } | Action::Garbage => {
+            Action::Reboot
+            | Action::Disconnect
+            | Action::Silence { .. }
+            | Action::Garbage
+            | Action::Refuse { .. } => {
                 return Err(SimError::Unsupported(
                     "connection actions are handled by the printer cell".into(),
                 ));
@@ -562,13 +566,13 @@ impl BambuModel {
             self.scheduled.pop_front();
             self.run_step(step);
             if emit {
-                frames.push(self.frame(wall_ms, rng));
+                frames.push(self.frame(rng));
             }
             self.dirty = false;
         }
         if self.dirty || now >= self.next_report {
             if emit {
-                frames.push(self.frame(wall_ms, rng));
+                frames.push(self.frame(rng));
             }
             self.dirty = false;
         }
@@ -649,28 +653,28 @@ impl BambuModel {
     }
 
     /// The next report frame: the full object (X1) or the delta (P1).
-    fn frame(&mut self, wall_ms: u64, rng: &mut StdRng) -> Bytes {
+    fn frame(&mut self, rng: &mut StdRng) -> Bytes {
         if self.style == Style::P1 {
             // The A1/P1 Wi-Fi reading jitters; that alone makes a delta frame (§7.1 20).
             let dbm: i64 = rng.random_range(-60..=-40);
             self.set("wifi_signal", json!(format!("{dbm}dBm")));
         }
         match self.style {
-            Style::X1 => self.full_frame(wall_ms),
-            Style::P1 => self.delta_frame(wall_ms),
+            Style::X1 => self.full_frame(),
+            Style::P1 => self.delta_frame(),
         }
     }
 
     /// The answer to `pushall`: the whole object with `msg` 0. Afterwards a delta printer
     /// reports changes relative to it.
-    pub fn full_frame(&mut self, wall_ms: u64) -> Bytes {
+    pub fn full_frame(&mut self) -> Bytes {
         self.forced.clear();
         self.last_sent = self.fields.clone();
         let body = self.fields.clone();
-        self.envelope(body, 0, wall_ms)
+        self.envelope(body, 0)
     }
 
-    fn delta_frame(&mut self, wall_ms: u64) -> Bytes {
+    fn delta_frame(&mut self) -> Bytes {
         let mut body = Map::new();
         for (k, v) in &self.fields {
             let forced = self.forced.iter().any(|f| f == k);
@@ -680,15 +684,15 @@ impl BambuModel {
             }
         }
         self.forced.clear();
-        self.envelope(body, 1, wall_ms)
+        self.envelope(body, 1)
     }
 
-    fn envelope(&mut self, mut body: Map<String, Value>, msg: u64, wall_ms: u64) -> Bytes {
+    fn envelope(&mut self, mut body: Map<String, Value>, msg: u64) -> Bytes {
         self.sequence += 1;
         body.insert("command".into(), json!("push_status"));
         body.insert("msg".into(), json!(msg));
         body.insert("sequence_id".into(), json!(self.sequence.to_string()));
-        report_payload(body, wall_ms)
+        report_payload(body)
     }
 
     /// The answer to `{"info": {"command": "get_version"}}` (§2.3).
@@ -707,12 +711,12 @@ impl BambuModel {
     }
 }
 
-/// `{"print": {...}, "sim_sent_at_ms": N}`: the stamp sits beside `print` so clients that
-/// only read `print` never see it.
-pub fn report_payload(print: Map<String, Value>, wall_ms: u64) -> Bytes {
+/// `{"print": {...}}` and nothing else, exactly what a printer sends: third-party clients
+/// (`bambulabs_api`) die on unknown top-level keys. The load harness learns send times
+/// from the simulator's report log instead (`GET /printers/{id}/sent`).
+pub fn report_payload(print: Map<String, Value>) -> Bytes {
     let mut top = Map::new();
     top.insert("print".into(), Value::Object(print));
-    top.insert("sim_sent_at_ms".into(), json!(wall_ms));
     Bytes::from(Value::Object(top).to_string())
 }
 

@@ -27,6 +27,8 @@ use super::{Action, SimError, Style, unix_ms};
 
 /// Reports kept per printer for `SimFarm::report_log` (the most recent ones).
 pub const REPORT_LOG_CAPACITY: usize = 256;
+/// The `reason` of a refused control command while `refuse` is in effect.
+pub const REFUSED_REASON: &str = "mqtt message verify failed";
 /// A malformed report: cut off mid-value and not even valid UTF-8.
 pub const GARBAGE_PAYLOAD: &[u8] =
     b"{\"print\":{\"command\":\"push_status\",\"gcode_state\":\"RUNN\xff\xfe";
@@ -62,6 +64,8 @@ struct Inner {
     sessions: Vec<SessionHandle>,
     offline_until: Option<Instant>,
     silent_until: Option<Instant>,
+    /// Until then, `print` control commands are answered `result: "fail"` (§2.12).
+    refuse_until: Option<Instant>,
     log: VecDeque<SentReport>,
     reports_sent: u64,
     rng: StdRng,
@@ -108,6 +112,7 @@ impl BambuPrinter {
                 sessions: Vec::new(),
                 offline_until: None,
                 silent_until: None,
+                refuse_until: None,
                 log: VecDeque::with_capacity(16),
                 reports_sent: 0,
                 rng: StdRng::seed_from_u64(seed),
@@ -189,7 +194,7 @@ impl BambuPrinter {
                 (frames, m.next_deadline())
             }
             Source::Replay(r) => {
-                let frames = r.poll(now, wall_ms, emit);
+                let frames = r.poll(now, emit);
                 (
                     frames,
                     r.next_deadline().unwrap_or(now + Duration::from_secs(3600)),
@@ -236,8 +241,8 @@ impl BambuPrinter {
         };
         if let Some("pushall" | "start") = command("pushing").as_deref() {
             let frame = match &mut g.source {
-                Source::Model(m) => m.full_frame(wall_ms),
-                Source::Replay(r) => r.full_frame(wall_ms),
+                Source::Model(m) => m.full_frame(),
+                Source::Replay(r) => r.full_frame(),
             };
             publish(g, &self.report_topic, frame, wall_ms);
         }
@@ -260,7 +265,10 @@ impl BambuPrinter {
                 "stop" => Some(Action::Cancel),
                 _ => None,
             };
+            let refusing = g.refuse_until.is_some_and(|t| now < t);
             let result = match (&mut g.source, &action) {
+                // What 2025 firmware answers to an unsigned command (§2.12, §7.1 15).
+                (_, Some(_)) if refusing => Err(REFUSED_REASON.to_string()),
                 (Source::Model(m), Some(a)) => {
                     m.apply(a, now, wall_ms / 1000).map_err(|e| e.to_string())
                 }
@@ -298,6 +306,9 @@ impl BambuPrinter {
             }
             Action::Silence { seconds } => {
                 g.silent_until = Some(now + Duration::from_secs(*seconds))
+            }
+            Action::Refuse { seconds } => {
+                g.refuse_until = Some(now + Duration::from_secs(*seconds))
             }
             Action::Garbage => publish(
                 g,
@@ -389,6 +400,18 @@ impl BambuPrinter {
 
     pub fn report_log(&self) -> Vec<SentReport> {
         self.lock().log.iter().cloned().collect()
+    }
+
+    /// Send times (unix ms) of the status reports (`push_status`) in the log, oldest
+    /// first: what the load harness times the daemon against.
+    pub fn sent_log(&self) -> Vec<u64> {
+        let finder = memchr::memmem::Finder::new(b"\"push_status\"");
+        self.lock()
+            .log
+            .iter()
+            .filter(|r| finder.find(&r.raw).is_some())
+            .map(|r| r.sent_at_ms)
+            .collect()
     }
 
     /// Closes every session (farm shutdown).

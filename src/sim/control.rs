@@ -5,9 +5,11 @@
 //! - `GET /printers/{id}`: `{"printer": <entry>, "status": <snapshot>}`.
 //! - `GET /config`: the `[[printers]]` TOML block for `printfarmd run`.
 //! - `GET /ca.pem`: the simulator CA that signs every Bambu leaf certificate.
+//! - `GET /printers/{id}/sent`: `{"id", "sent_at_ms": [..]}`, when the printer's recent
+//!   status reports were sent (the load harness times the daemon against these).
 //! - `POST /printers/{id}/{action}`: `print` (`{"file", "duration_s", "layers"?}`), `pause`,
 //!   `resume`, `finish`, `fail`, `cancel`, `reboot`, `disconnect`, `silence` (`{"seconds"}`),
-//!   `garbage`, `dismiss`.
+//!   `garbage`, `dismiss`, `refuse` (`{"seconds"}`, Bambu).
 //!
 //! Errors are `{"status":"error","code":..,"message":..}` with 400/404/405/409/413; request
 //! bodies are bounded.
@@ -83,12 +85,18 @@ fn routes(
             warp::reply::with_header(f.ca_pem.clone(), "content-type", "application/x-pem-file")
                 .into_response()
         });
+    let sent = warp::path!("printers" / String / "sent")
+        .and(warp::get())
+        .and(farm.clone())
+        .and_then(get_sent);
     let action = warp::path!("printers" / String / String)
         .and(warp::post())
         .and(warp::body::stream())
         .and(farm)
         .and_then(post_action);
     list.or(one)
+        .unify()
+        .or(sent)
         .unify()
         .or(config)
         .unify()
@@ -108,6 +116,13 @@ async fn get_printer(id: String, farm: Arc<FarmShared>) -> Result<Response, Reje
         .status(&id)
         .map_err(|e| warp::reject::custom(ApiError(e)))?;
     Ok(warp::reply::json(&json!({"printer": info, "status": status})).into_response())
+}
+
+async fn get_sent(id: String, farm: Arc<FarmShared>) -> Result<Response, Rejection> {
+    let sent = farm
+        .sent_log(&id)
+        .map_err(|e| warp::reject::custom(ApiError(e)))?;
+    Ok(warp::reply::json(&json!({"id": id, "sent_at_ms": sent})).into_response())
 }
 
 async fn post_action<S, B>(

@@ -132,6 +132,15 @@ impl FarmShared {
         })
     }
 
+    /// When the printer's recent status reports (Bambu `push_status`) or status answers
+    /// (PrusaLink `/api/v1/status`, `/api/job`) were sent, unix ms, oldest first.
+    pub fn sent_log(&self, id: &str) -> Result<Vec<u64>, SimError> {
+        Ok(match self.get(id)? {
+            SimPrinter::Bambu(p) => p.sent_log(),
+            SimPrinter::Prusa(p) => p.sent_log(),
+        })
+    }
+
     pub fn info(&self, id: &str) -> Result<&SimPrinterInfo, SimError> {
         self.index
             .get(id)
@@ -554,6 +563,12 @@ impl SimFarm {
             SimPrinter::Bambu(p) => p.report_log(),
             SimPrinter::Prusa(_) => Vec::new(),
         })
+    }
+
+    /// Send times (unix ms) of printer `id`'s recent status reports or status answers,
+    /// oldest first (`GET /printers/{id}/sent`).
+    pub fn sent_log(&self, id: &str) -> Result<Vec<u64>, SimError> {
+        self.shared.sent_log(id)
     }
 
     /// Stops every listener and printer and drops all client connections.

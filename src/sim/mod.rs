@@ -66,6 +66,12 @@ pub enum Action {
     Garbage,
     /// PrusaLink: leave the end-of-print screen (`FINISHED`/`STOPPED`/`ERROR` → `IDLE`).
     Dismiss,
+    /// Bambu: for a while, answer every `print` control command (`pause`, `resume`,
+    /// `stop`) with `result: "fail"`, as 2025 firmware does to unsigned commands outside
+    /// Developer Mode (protocols.md §2.12); reports and `pushall` still work.
+    Refuse {
+        seconds: u64,
+    },
 }
 
 /// Longest print the control API accepts (a week), so a typo cannot overflow a clock.
@@ -88,6 +94,7 @@ impl Action {
             Action::Silence { .. } => "silence",
             Action::Garbage => "garbage",
             Action::Dismiss => "dismiss",
+            Action::Refuse { .. } => "refuse",
         }
     }
 
@@ -104,6 +111,7 @@ impl Action {
         "silence",
         "garbage",
         "dismiss",
+        "refuse",
     ];
 
     /// Builds an action from its control-API name and JSON body (empty for most actions).
@@ -155,14 +163,18 @@ impl Action {
                     layers: b.layers,
                 }
             }
-            "silence" => {
-                let b: SilenceBody = json(body, r#"silence (e.g. {"seconds": 30})"#)?;
+            "silence" | "refuse" => {
+                let b: SilenceBody = json(body, &format!(r#"{name} (e.g. {{"seconds": 30}})"#))?;
                 if b.seconds == 0 || b.seconds > MAX_SILENCE_SECONDS {
                     return Err(SimError::BadBody(format!(
                         "`seconds` must be between 1 and {MAX_SILENCE_SECONDS}"
                     )));
                 }
-                Action::Silence { seconds: b.seconds }
+                if name == "refuse" {
+                    Action::Refuse { seconds: b.seconds }
+                } else {
+                    Action::Silence { seconds: b.seconds }
+                }
             }
             other => {
                 let action = match other {
@@ -195,7 +207,7 @@ pub enum SimError {
     #[error("no simulated printer with id {0:?}")]
     UnknownPrinter(String),
     #[error(
-        "unknown action {0:?}; one of: print, pause, resume, finish, fail, cancel, reboot, disconnect, silence, garbage, dismiss"
+        "unknown action {0:?}; one of: print, pause, resume, finish, fail, cancel, reboot, disconnect, silence, garbage, dismiss, refuse"
     )]
     UnknownAction(String),
     #[error("invalid request body: {0}")]
@@ -221,7 +233,7 @@ impl SimError {
     }
 }
 
-/// Milliseconds since the Unix epoch (the `sim_sent_at_ms` stamp).
+/// Milliseconds since the Unix epoch (send times in the report log).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

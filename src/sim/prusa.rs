@@ -194,6 +194,11 @@ impl PrusaModel {
                 }
                 self.state = PrusaState::Idle;
             }
+            Action::Refuse { .. } => {
+                return Err(SimError::Unsupported(
+                    "refuse is a Bambu action (2025 firmware refusing unsigned commands)".into(),
+                ));
+            }
             Action::Reboot | Action::Disconnect | Action::Silence { .. } | Action::Garbage => {
                 return Err(SimError::Unsupported(
                     "connection actions are handled by the printer's server".into(),

@@ -9,11 +9,14 @@
 //! A reboot stops the server (graceful: idle keep-alive connections close, new connections
 //! are refused), waits out the reboot, and binds the same port again.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Buf;
+use futures_util::{Stream, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -29,8 +32,11 @@ use super::farm::SimStatus;
 use super::prusa::{PrusaModel, PrusaState};
 use super::{Action, SimError, unix_ms};
 
-/// Header carrying the simulator's send time on every response (for latency measurements).
-pub const SENT_AT_HEADER: &str = "x-sim-sent-at-ms";
+/// Largest body `POST /api/job` takes: Buddy gathers it in a 100-byte buffer and answers
+/// 413 to anything longer (`lib/WUI/nhttp/job_command.h`).
+pub const JOB_COMMAND_MAX_BODY: usize = 100;
+/// Status answers whose send times are kept for `GET /printers/{id}/sent` (the most recent).
+pub const SENT_LOG_CAPACITY: usize = 256;
 /// What a `garbage` action makes the next `/api/v1/status` answer: cut-off JSON.
 pub const GARBAGE_BODY: &str = "{\"job\":{\"id\":12,\"progress\":4";
 
@@ -43,6 +49,8 @@ struct Inner {
     silent_until: Option<Instant>,
     garbage_next: bool,
     served: u64,
+    /// When the most recent status answers (`/api/v1/status`, `/api/job`) were sent, unix ms.
+    sent: VecDeque<u64>,
 }
 
 /// See the module documentation.
@@ -76,6 +84,7 @@ impl PrusaPrinter {
                 silent_until: None,
                 garbage_next: false,
                 served: 0,
+                sent: VecDeque::with_capacity(16),
             }),
             id,
             password,
@@ -149,6 +158,11 @@ impl PrusaPrinter {
         }
     }
 
+    /// Send times (unix ms) of the most recent status answers, oldest first.
+    pub fn sent_log(&self) -> Vec<u64> {
+        self.lock().sent.iter().copied().collect()
+    }
+
     /// Serves until `shutdown`, restarting for reboots and disconnects.
     pub async fn serve(
         self: Arc<Self>,
@@ -178,6 +192,7 @@ impl PrusaPrinter {
                 .and(warp::method())
                 .and(warp::path::full())
                 .and(warp::header::headers_cloned())
+                .and(warp::body::stream())
                 .and_then(handle);
             let stop = {
                 let me = Arc::clone(&self);
@@ -213,6 +228,7 @@ async fn handle(
     method: Method,
     path: warp::path::FullPath,
     headers: HeaderMap,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
 ) -> Result<Response, Infallible> {
     let now = Instant::now();
     let silent_until = p.lock().silent_until.filter(|t| now < *t);
@@ -222,6 +238,15 @@ async fn handle(
     }
     let path = path.as_str();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Only `POST /api/job` has a body worth reading (Buddy reads no other).
+    let body = if method == Method::POST && path.trim_end_matches('/') == "/api/job" {
+        match read_job_body(header("content-length"), body).await {
+            Ok(b) => Some(b),
+            Err(status) => return Ok(status.into_response()),
+        }
+    } else {
+        None
+    };
     let mut g = p.lock();
     let now = Instant::now();
     let outcome = digest::check(
@@ -234,7 +259,7 @@ async fn handle(
         now,
     );
     let reply = match outcome {
-        AuthOutcome::Ok => route(&mut g, &method, path, now),
+        AuthOutcome::Ok => route(&mut g, &method, path, body.as_deref(), now),
         AuthOutcome::Challenge { stale } => {
             let random: u64 = g.rng.random();
             let nonce = g.nonces.issue(now, random);
@@ -243,11 +268,51 @@ async fn handle(
         AuthOutcome::BadApiKey => unauthorized(digest::api_key_challenge()),
     };
     g.served += 1;
+    if matches!(path, "/api/v1/status" | "/api/job") && method == Method::GET {
+        if g.sent.len() == SENT_LOG_CAPACITY {
+            g.sent.pop_front();
+        }
+        g.sent.push_back(unix_ms());
+    }
     drop(g);
-    Ok(stamp(reply))
+    Ok(reply)
 }
 
-fn route(g: &mut Inner, method: &Method, path: &str, now: Instant) -> Response {
+/// The body of `POST /api/job` as Buddy takes it: a `Content-Length` is required (411),
+/// at most [`JOB_COMMAND_MAX_BODY`] bytes (413).
+async fn read_job_body(
+    content_length: Option<&str>,
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+) -> Result<Vec<u8>, StatusCode> {
+    let len: usize = content_length
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(StatusCode::LENGTH_REQUIRED)?;
+    if len > JOB_COMMAND_MAX_BODY {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let mut out = Vec::with_capacity(len);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if out.len() + chunk.remaining() > JOB_COMMAND_MAX_BODY {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            out.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}
+
+fn route(
+    g: &mut Inner,
+    method: &Method,
+    path: &str,
+    body: Option<&[u8]>,
+    now: Instant,
+) -> Response {
     g.model.advance(now);
     let get = *method == Method::GET || *method == Method::HEAD;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -266,6 +331,10 @@ fn route(g: &mut Inner, method: &Method, path: &str, now: Instant) -> Response {
             None => StatusCode::NO_CONTENT.into_response(),
         },
         (true, ["api", "job"]) => json(&g.model.legacy_job_body(now)),
+        (false, ["api", "job"]) if *method == Method::POST => {
+            legacy_job_command(g, body.unwrap_or_default(), now)
+        }
+        (false, ["api", "job"]) => StatusCode::METHOD_NOT_ALLOWED.into_response(),
         (true, ["api", "printer"]) => json(&g.model.legacy_printer_body()),
         (false, ["api", "v1", "job", id]) if *method == Method::DELETE => {
             job_command(g, id, Action::Cancel, now)
@@ -295,6 +364,36 @@ fn job_command(g: &mut Inner, id: &str, action: Action, now: Instant) -> Respons
     }
 }
 
+/// Legacy `POST /api/job` as Buddy's `JobCommand` reads it (`lib/WUI/nhttp/job_command.cpp`):
+/// `{"command":"cancel"}` stops the print; `{"command":"pause","action":"pause"|"resume"|"toggle"}`
+/// pauses, resumes or toggles. Anything else — including `{"command":"resume"}` and a
+/// `pause` without `action` — is 400 "Unknown job command"; bad JSON 400; the printer not
+/// in a state for it 409; done 204.
+fn legacy_job_command(g: &mut Inner, body: &[u8], now: Instant) -> Response {
+    let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
+        return warp::reply::with_status("Couldn't parse JSON", StatusCode::BAD_REQUEST)
+            .into_response();
+    };
+    let field = |k: &str| req.get(k).and_then(Value::as_str);
+    let action = match (field("command"), field("action")) {
+        (Some("cancel"), _) => Action::Cancel,
+        (Some("pause"), Some("pause")) => Action::Pause,
+        (Some("pause"), Some("resume")) => Action::Resume,
+        (Some("pause"), Some("toggle")) => match g.model.state() {
+            PrusaState::Paused => Action::Resume,
+            _ => Action::Pause,
+        },
+        _ => {
+            return warp::reply::with_status("Unknown job command", StatusCode::BAD_REQUEST)
+                .into_response();
+        }
+    };
+    match g.model.apply(&action, now) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => StatusCode::CONFLICT.into_response(),
+    }
+}
+
 fn json(body: &Value) -> Response {
     warp::reply::json(body).into_response()
 }
@@ -302,8 +401,4 @@ fn json(body: &Value) -> Response {
 fn unauthorized(www_authenticate: String) -> Response {
     let reply = warp::reply::with_status("401: Unauthorized", StatusCode::UNAUTHORIZED);
     warp::reply::with_header(reply, "www-authenticate", www_authenticate).into_response()
-}
-
-fn stamp(reply: Response) -> Response {
-    warp::reply::with_header(reply, SENT_AT_HEADER, unix_ms().to_string()).into_response()
 }

@@ -2,8 +2,7 @@
 //!
 //! The file is JSON lines, one report per line: `{"delay_ms": 1000, "payload": {"print": {...}}}`
 //! where `delay_ms` is the wait before this report (after the previous one). Blank lines and
-//! lines starting with `#` are skipped. Each payload is published as recorded, with the
-//! `sim_sent_at_ms` stamp added beside `print`. A `pushall` is answered with every `print`
+//! lines starting with `#` are skipped. Each payload is published exactly as recorded. A `pushall` is answered with every `print`
 //! key seen so far, merged as a delta client would merge them. Playback runs once.
 
 use std::path::Path;
@@ -97,7 +96,7 @@ impl ReplayModel {
         self.merged.get(key)
     }
 
-    pub fn poll(&mut self, now: Instant, wall_ms: u64, emit: bool) -> Vec<Bytes> {
+    pub fn poll(&mut self, now: Instant, emit: bool) -> Vec<Bytes> {
         let mut frames = Vec::new();
         if self.paused_at.is_some() || (!self.started && !emit) {
             return frames;
@@ -114,10 +113,6 @@ impl ReplayModel {
                 }
             }
             if emit {
-                let mut payload = payload;
-                if let Some(obj) = payload.as_object_mut() {
-                    obj.insert("sim_sent_at_ms".into(), json!(wall_ms));
-                }
                 frames.push(Bytes::from(payload.to_string()));
             }
             self.next += 1;
@@ -132,13 +127,13 @@ impl ReplayModel {
         (self.started && !self.finished() && self.paused_at.is_none()).then_some(self.next_at)
     }
 
-    pub fn full_frame(&mut self, wall_ms: u64) -> Bytes {
+    pub fn full_frame(&mut self) -> Bytes {
         self.sequence += 1;
         let mut body = self.merged.clone();
         body.insert("command".into(), json!("push_status"));
         body.insert("msg".into(), json!(0));
         body.insert("sequence_id".into(), json!(self.sequence.to_string()));
-        report_payload(body, wall_ms)
+        report_payload(body)
     }
 
     /// Playback stops while the printer is "off" and continues where it was.
@@ -164,15 +159,15 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let t0 = Instant::now();
         let mut m = ReplayModel::new(lines, t0);
-        let first = m.poll(t0, 1, true);
+        let first = m.poll(t0, true);
         assert_eq!(first.len(), 1);
         let v: Value = serde_json::from_slice(&first[0]).unwrap();
         assert_eq!(v["print"]["gcode_state"], "IDLE");
-        assert_eq!(v["sim_sent_at_ms"], 1);
-        assert!(m.poll(t0 + Duration::from_millis(100), 2, true).is_empty());
-        assert_eq!(m.poll(t0 + Duration::from_millis(500), 3, true).len(), 1);
+        assert_eq!(v.as_object().unwrap().len(), 1, "nothing beside print");
+        assert!(m.poll(t0 + Duration::from_millis(100), true).is_empty());
+        assert_eq!(m.poll(t0 + Duration::from_millis(500), true).len(), 1);
         assert!(m.finished());
-        let full: Value = serde_json::from_slice(&m.full_frame(4)).unwrap();
+        let full: Value = serde_json::from_slice(&m.full_frame()).unwrap();
         assert_eq!(full["print"]["gcode_state"], "PREPARE");
         assert_eq!(full["print"]["msg"], 0);
     }

@@ -122,6 +122,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         updated_at: ts(r, 14, id_, "updated_at").unwrap_or_default(),
         printer_job_id: text(r, 15, id_, "printer_job_id"),
         printer_start_time: ts(r, 16, id_, "printer_start_time"),
+        end_reason: text(r, 17, id_, "end_reason"),
         id: JobId::from_string(id),
     })
 }

@@ -18,7 +18,7 @@ pub const DEFAULT_LIMIT: u32 = 50;
 
 const COLUMNS: &str = "id, printer_id, printer_type, job_name, filename, status, progress, \
     start_time, end_time, estimated_duration, actual_duration, customer_info, notes, \
-    created_at, updated_at, printer_job_id, printer_start_time";
+    created_at, updated_at, printer_job_id, printer_start_time, end_reason";
 
 /// Filters of `GET /api/v1/jobs`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,7 +36,7 @@ pub struct JobQuery {
     pub offset: u64,
 }
 
-fn values(j: &Job) -> [SqlValue; 17] {
+fn values(j: &Job) -> [SqlValue; 18] {
     let t = |t: Option<Timestamp>| t.map(time::format);
     [
         j.id.as_str().to_owned().into(),
@@ -58,6 +58,7 @@ fn values(j: &Job) -> [SqlValue; 17] {
         time::format(j.updated_at).into(),
         j.printer_job_id.clone().into(),
         t(j.printer_start_time).into(),
+        j.end_reason.clone().into(),
     ]
 }
 
@@ -76,7 +77,7 @@ fn open_conflict(e: rusqlite::Error, j: &Job) -> StoreError {
 
 pub fn insert(conn: &Connection, j: &Job) -> Result<(), StoreError> {
     conn.prepare_cached(&format!(
-        "INSERT INTO jobs ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+        "INSERT INTO jobs ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
     ))?
     .execute(params_from_iter(values(j)))
     .map_err(|e| open_conflict(e, j))?;
@@ -90,7 +91,7 @@ pub fn update(conn: &Connection, j: &Job) -> Result<(), StoreError> {
             "UPDATE jobs SET printer_id=?2, printer_type=?3, job_name=?4, filename=?5, status=?6, \
              progress=?7, start_time=?8, end_time=?9, estimated_duration=?10, actual_duration=?11, \
              customer_info=?12, notes=?13, created_at=?14, updated_at=?15, printer_job_id=?16, \
-             printer_start_time=?17 WHERE id=?1",
+             printer_start_time=?17, end_reason=?18 WHERE id=?1",
         )?
         .execute(params_from_iter(values(j)))
         .map_err(|e| open_conflict(e, j))?;
@@ -358,6 +359,7 @@ mod tests {
             actual_duration: None,
             customer_info: info.as_object().unwrap().clone(),
             notes: None,
+            end_reason: None,
             created_at: now,
             updated_at: now,
             printer_job_id: None,

@@ -59,6 +59,8 @@ const ALL_STAGES = [
     ],
   ],
   [[['a page on another origin can neither read /ws nor change anything', foreignPageCannotDriveTheDaemon]]],
+  // It drives the X1-style printer, which the first stage also prints on.
+  [[['pause, resume and cancel from a printer card (cancel asks first)', printerControlButtons]]],
   // These change the settings (auto-creation off for a moment), so nothing runs beside them.
   [[['the auto-creation toggle and the interval survive a reload', settingsSurviveReload]]],
   [[['settings_updated from another client shows at once', settingsFromAnotherClient]]],
@@ -231,6 +233,39 @@ async function autoCreatedJobFromSimulatedPrint(browser) {
   await expectText(row(page, `${t}-benchy`).locator('.pill'), 'Completed');
   await expectText(row(page, `${t}-clip`).locator('.pill'), 'Cancelled');
   await sim(prusa.id, 'dismiss');
+  await s.close();
+}
+
+async function printerControlButtons(browser) {
+  // The buttons go through POST /api/v1/printers/{id}/pause|resume|cancel to the
+  // simulated printer over MQTT and back through printer_status.
+  await autoCreationOn();
+  const t = token('ctl');
+  const s = await open(browser, { hash: `q=${t}` });
+  const { page } = s;
+  await sim(x1.id, 'print', { file: `${t}-lid.3mf`, duration_s: 600 });
+  await expectProgress(page, x1.id, 1);
+  const button = (label) => card(page, x1.id).getByRole('button', { name: `${label} the print on ${x1.name}` });
+  await button('Pause').click();
+  await expectCard(page, x1.id, 'state', 'paused');
+  await page.locator('.toast', { hasText: 'Pause sent' }).waitFor({ timeout: WAIT });
+  assert.equal(await button('Pause').count(), 0, 'no pause button while paused');
+  await button('Resume').click();
+  await expectCard(page, x1.id, 'state', 'printing');
+  // Cancel asks first; keeping the print changes nothing.
+  const dialog = page.locator('#cancel-print-dialog');
+  await button('Cancel').click();
+  await dialog.waitFor({ timeout: WAIT });
+  await expectText(dialog, `${t}-lid`);
+  await dialog.getByRole('button', { name: 'Keep printing' }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: WAIT });
+  await expectCard(page, x1.id, 'state', 'printing');
+  await button('Cancel').click();
+  await dialog.getByRole('button', { name: 'Cancel print' }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: WAIT });
+  await row(page, `${t}-lid`).and(page.locator('[data-status="cancelled"]')).waitFor({ timeout: WAIT });
+  const [job] = (await rest('GET', `/jobs?q=${t}`)).body.jobs;
+  assert.equal(job.end_reason, 'cancelled from printfarmd');
   await s.close();
 }
 

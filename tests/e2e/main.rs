@@ -7,6 +7,7 @@
 mod harness;
 
 mod autojobs;
+mod control;
 mod mqtt;
 mod printer_values;
 mod printers;

@@ -117,6 +117,8 @@ export const api = {
   updateJob: (id, patch) => request('PUT', `/jobs/${encodeURIComponent(id)}`, { body: patch }),
   deleteJob: (id) => request('DELETE', `/jobs/${encodeURIComponent(id)}`),
   listPrinters: () => request('GET', '/printers'),
+  /** `action`: pause, resume or cancel. 202 once the printer took it. */
+  controlPrinter: (id, action) => request('POST', `/printers/${encodeURIComponent(id)}/${action}`),
   getSettings: () => request('GET', '/settings'),
   updateSettings: (patch) => request('PUT', '/settings', { body: patch }),
   whoami: () => request('GET', '/auth'),

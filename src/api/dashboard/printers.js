@@ -1,5 +1,6 @@
 // Printer cards: one per printer from `GET /api/v1/printers`, kept live by
-// `printer_status` events (whose data is the same printer object).
+// `printer_status` events (whose data is the same printer object), with pause, resume
+// and cancel buttons (`POST /api/v1/printers/{id}/…`; cancel asks first).
 //
 // A daemon without the printers endpoint (404) simply has no printer section; the rest of
 // the dashboard does not depend on it. Printers that cannot be reached or refused our
@@ -7,6 +8,7 @@
 
 import { api } from './api.js';
 import { el, formatDuration, formatTemp, formatWhen } from './format.js';
+import { showToast } from './toast.js';
 
 const TYPE_LABELS = { bambu: 'Bambu Lab', prusalink: 'PrusaLink', octoprint: 'OctoPrint', moonraker: 'Moonraker' };
 
@@ -17,6 +19,8 @@ const CONNECTION_LABELS = {
   auth_failed: 'Authentication failed',
   error: 'Offline (error)',
 };
+
+const CONTROL_DONE = { pause: 'Pause sent', resume: 'Resume sent', cancel: 'Print cancelled' };
 
 const STATE_LABELS = {
   idle: 'Idle',
@@ -41,6 +45,70 @@ export class PrintersView extends EventTarget {
     this.printers = new Map();
     /** false once the daemon answered 404: it has no printers endpoint. */
     this.available = true;
+    this.list.addEventListener('click', (e) => {
+      const b = e.target.closest('button[data-control]');
+      if (!b) return;
+      const id = b.closest('li[data-printer-id]')?.dataset.printerId;
+      if (!id) return;
+      if (b.dataset.control === 'cancel') this.openCancel(id, b);
+      else this.control(id, b.dataset.control, b);
+    });
+    this.bindCancelDialog();
+  }
+
+  /** Sends pause/resume/cancel; the card follows through `printer_status`. */
+  async control(id, action, button) {
+    if (button) button.disabled = true;
+    try {
+      await api.controlPrinter(id, action);
+      showToast('success', CONTROL_DONE[action], this.name(id));
+      return true;
+    } catch (ex) {
+      showToast('error', `Could not ${action} ${this.name(id)}`, ex.message);
+      return false;
+    } finally {
+      if (button) button.disabled = false;
+    }
+  }
+
+  bindCancelDialog() {
+    const d = document.getElementById('cancel-print-dialog');
+    if (!d) return;
+    document.getElementById('cancel-print-keep').addEventListener('click', () => d.close());
+    document.getElementById('cancel-print-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const id = this.cancelling;
+      if (!id) return;
+      const confirm = document.getElementById('cancel-print-confirm');
+      confirm.disabled = true;
+      try {
+        await api.controlPrinter(id, 'cancel');
+        d.close();
+        showToast('success', CONTROL_DONE.cancel, this.name(id));
+      } catch (ex) {
+        const err = document.getElementById('cancel-print-error');
+        err.textContent = ex.message;
+        err.hidden = false;
+      } finally {
+        confirm.disabled = false;
+      }
+    });
+    d.addEventListener('close', () => {
+      this.cancelling = null;
+      this.returnFocus?.focus();
+    });
+  }
+
+  openCancel(id, from) {
+    const p = this.printers.get(id);
+    this.cancelling = id;
+    this.returnFocus = from;
+    const what = p?.current_print?.job_name || p?.current_print?.filename || 'the current print';
+    document.getElementById('cancel-print-text').textContent =
+      `“${what}” on ${this.name(id)} will be stopped. The printer cannot resume a cancelled print.`;
+    document.getElementById('cancel-print-error').hidden = true;
+    document.getElementById('cancel-print-dialog').showModal();
+    document.getElementById('cancel-print-keep').focus();
   }
 
   /** The printer's display name, or its id when it is not known here. */
@@ -145,6 +213,18 @@ function card(p) {
       bar,
       el('p', { class: 'printer-card__progress muted' }, details.join(' · ')),
     );
+  }
+
+  if (online) {
+    const buttons = [];
+    const name = p.name || p.id;
+    if (state === 'printing') buttons.push(['pause', 'Pause', 'button small']);
+    if (state === 'paused') buttons.push(['resume', 'Resume', 'button small']);
+    if (['preparing', 'printing', 'paused'].includes(state)) buttons.push(['cancel', 'Cancel…', 'button small danger-outline']);
+    if (buttons.length) {
+      item.append(el('div', { class: 'printer-card__controls', dataset: { needs: 'operator' } }, ...buttons.map(([action, label, cls]) =>
+        el('button', { type: 'button', class: cls, dataset: { control: action }, 'aria-label': `${label.replace('…', '')} the print on ${name}` }, label))));
+    }
   }
 
   const t = p.temperatures;

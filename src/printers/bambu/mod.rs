@@ -12,6 +12,7 @@
 //! Between sessions: [`Backoff`] with jitter; refused credentials and a changed
 //! certificate wait longer (nothing will change until a person acts).
 
+mod pending;
 pub mod state;
 pub mod tls;
 pub mod watchdog;
@@ -27,10 +28,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
+use crate::printers::control::ControlCommand;
 use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
+use pending::Pending;
 use state::{Applied, BambuState, ReportError};
 use tls::SharedPin;
 use watchdog::{Bark, Watchdog};
@@ -95,6 +98,7 @@ enum Wake {
     /// Connected for a while and data flows, but never a full report.
     NoSnapshot,
     Settings(bool),
+    Command(Option<ControlCommand>),
 }
 
 /// Runs the driver until the task is aborted.
@@ -125,6 +129,8 @@ struct Session<'a> {
     state: BambuState,
     report_topic: String,
     request_topic: String,
+    /// Control commands sent and not yet acknowledged.
+    pending: Pending,
 }
 
 impl<'a> Session<'a> {
@@ -135,6 +141,7 @@ impl<'a> Session<'a> {
             pins,
             backoff,
             state: BambuState::new(),
+            pending: Pending::default(),
             report_topic: format!("device/{serial}/report"),
             request_topic: format!("device/{serial}/request"),
         }
@@ -201,6 +208,7 @@ impl<'a> Session<'a> {
         // interval (`driver::request_phase`), so the farm's pushalls spread over it.
         let mut phase = 0.0;
         let mut settings_open = true;
+        let mut commands_open = true;
         loop {
             let interval = self.ctx.interval();
             let next_pushall = last_pushall + interval.mul_f64(1.0 + phase);
@@ -212,6 +220,7 @@ impl<'a> Session<'a> {
                 _ = sleep_until(dog_at), if connected => Wake::Watchdog,
                 _ = sleep_until(snapshot_due), if connected && !snapshot_seen => Wake::NoSnapshot,
                 r = self.ctx.settings.changed(), if settings_open => Wake::Settings(r.is_ok()),
+                c = self.ctx.commands.recv(), if connected && commands_open => Wake::Command(c),
             };
             let now = Instant::now();
             match wake {
@@ -273,6 +282,8 @@ impl<'a> Session<'a> {
                     return self.no_reports(now - connected_at);
                 }
                 Wake::Settings(open) => settings_open = open,
+                Wake::Command(None) => commands_open = false,
+                Wake::Command(Some(cmd)) => self.command(&client, cmd),
             }
         }
     }
@@ -351,6 +362,7 @@ impl<'a> Session<'a> {
             }
             Ok(Applied::Other) => {
                 self.ctx.reporter.status_mut().last_seen = Some(time::now());
+                self.pending.acknowledged(payload);
             }
             Err(e) => {
                 // Counted and logged; while no report of this session could be used,
@@ -361,6 +373,11 @@ impl<'a> Session<'a> {
                     .await
             }
         }
+    }
+
+    /// Sends a control command (`pending.rs`).
+    fn command(&mut self, client: &AsyncClient, cmd: ControlCommand) {
+        self.pending.send(client, &self.request_topic, cmd);
     }
 
     fn publish(&self, client: &AsyncClient, payload: &'static str) {

@@ -117,7 +117,6 @@ pub struct BambuState {
     doc: Map<String, Value>,
     complete: bool,
     memory: JobMemory,
-    sim_sent_at_ms: Option<i64>,
 }
 
 impl BambuState {
@@ -136,11 +135,6 @@ impl BambuState {
     /// printer's first frames may carry only `wifi_signal`.
     pub fn is_complete(&self) -> bool {
         self.complete
-    }
-
-    /// The `sim_sent_at_ms` stamp of the last report that had one.
-    pub fn sim_sent_at_ms(&self) -> Option<i64> {
-        self.sim_sent_at_ms
     }
 
     /// Parses and applies one MQTT payload, refusing anything over `limit` bytes.
@@ -173,9 +167,6 @@ impl BambuState {
             return Ok(Applied::Other);
         }
         validate(&print)?;
-        if report.sim_sent_at_ms.is_some() {
-            self.sim_sent_at_ms = report.sim_sent_at_ms;
-        }
         let full = print.contains_key("gcode_state")
             && (print.contains_key("gcode_file") || print.contains_key("subtask_name"));
         let start_before = self.text("gcode_start_time");
@@ -294,8 +285,8 @@ impl BambuState {
         }
     }
 
-    /// Writes what the document says into `s` (the job and temperature fields, and
-    /// `sim_sent_at_ms`); connection fields and times are the driver's.
+    /// Writes what the document says into `s` (the job and temperature fields);
+    /// connection fields and times are the driver's.
     pub fn fill(&self, s: &mut PrinterStatus) {
         let state = self.gcode_state().unwrap_or(PrinterState::Unknown);
         let ended = matches!(state, PrinterState::Failed | PrinterState::Cancelled);
@@ -349,7 +340,6 @@ impl BambuState {
         } else {
             None
         };
-        s.sim_sent_at_ms = self.sim_sent_at_ms;
     }
 }
 
@@ -382,13 +372,12 @@ fn merge(doc: &mut Map<String, Value>, delta: Map<String, Value>) {
 }
 
 /// What the daemon reads of one report, picked out while it is parsed: the members of
-/// `print` named in `FIELDS` and the simulator's stamp. The rest (a real X1's AMS, HMS,
+/// `print` named in `FIELDS`. The rest (a real X1's AMS, HMS,
 /// camera and network detail, up to 40 KB) is skipped without being built: parsing
 /// whole reports into `Value` trees was a tenth of the daemon's CPU at 2,000 printers.
 #[derive(Default)]
 struct Report {
     print: Option<Print>,
-    sim_sent_at_ms: Option<i64>,
 }
 
 enum Print {
@@ -467,11 +456,8 @@ impl<'de> Deserialize<'de> for Report {
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Report, A::Error> {
                 let mut r = Report::default();
-                read_members(m, &["print", "sim_sent_at_ms"], |i, m| {
-                    match i {
-                        0 => r.print = Some(m.next_value()?),
-                        _ => r.sim_sent_at_ms = m.next_value::<Value>()?.as_i64(),
-                    }
+                read_members(m, &["print"], |_, m| {
+                    r.print = Some(m.next_value()?);
                     Ok(())
                 })?;
                 Ok(r)

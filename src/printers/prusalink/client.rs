@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use diqwest::{DigestAuthSession, WithDigestAuth};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use crate::config::{PrinterConfig, Secret};
 
@@ -20,9 +20,6 @@ use crate::config::{PrinterConfig, Secret};
 /// kilobyte; 256 KiB leaves room for metadata without letting a confused device make
 /// the daemon buffer megabytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// The simulator's send stamp (unix ms), copied into `PrinterStatus::sim_sent_at_ms`.
-pub const SIM_SENT_AT_HEADER: &str = "x-sim-sent-at-ms";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -47,7 +44,6 @@ pub enum HttpError {
 pub struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
-    pub sim_sent_at_ms: Option<i64>,
 }
 
 enum Auth {
@@ -137,16 +133,40 @@ impl Client {
     /// GETs `path`; 2xx, 204 and 404 come back as answers, 401 and other failures as
     /// errors.
     pub async fn get(&self, path: &str) -> Result<Answer, HttpError> {
+        self.request(Method::GET, path, None).await
+    }
+
+    /// A control request (`PUT`, `DELETE`, `POST` with a JSON body). Every status but
+    /// 401 comes back as an answer: the caller tells the printer's refusals apart.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<&'static str>,
+    ) -> Result<Answer, HttpError> {
+        self.request(method, path, json).await
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<&'static str>,
+    ) -> Result<Answer, HttpError> {
+        let control = method != Method::GET;
         let url = format!("{}{path}", self.base);
         // A Digest exchange is up to three requests (stale cached nonce, challenge,
         // answer): bound the whole of it too.
         let whole = self.request_timeout * 3;
         let sent = tokio::time::timeout(whole, async {
-            let req = self
+            let mut req = self
                 .http
-                .get(&url)
+                .request(method.clone(), &url)
                 .timeout(self.request_timeout)
                 .header("Accept", "application/json");
+            if let Some(body) = json {
+                req = req.header("Content-Type", "application/json").body(body);
+            }
             match &self.auth {
                 Auth::ApiKey(k) => req
                     .header("X-Api-Key", k.expose())
@@ -175,7 +195,7 @@ impl Client {
                 whole.as_secs()
             ))
         })??;
-        self.read(path, sent).await
+        self.read(path, sent, control).await
     }
 
     fn transport(&self, path: &str, e: &reqwest::Error) -> HttpError {
@@ -195,7 +215,12 @@ impl Client {
         }
     }
 
-    async fn read(&self, path: &str, mut resp: reqwest::Response) -> Result<Answer, HttpError> {
+    async fn read(
+        &self,
+        path: &str,
+        mut resp: reqwest::Response,
+        control: bool,
+    ) -> Result<Answer, HttpError> {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
             return Err(HttpError::Unauthorized(match self.auth {
@@ -209,16 +234,11 @@ impl Client {
                 self.base
             )));
         }
-        if !(status.is_success() || status == StatusCode::NOT_FOUND) {
+        if !(control || status.is_success() || status == StatusCode::NOT_FOUND) {
             return Err(HttpError::BadAnswer(format!(
                 "GET {path} answered {status}"
             )));
         }
-        let sim_sent_at_ms = resp
-            .headers()
-            .get(SIM_SENT_AT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok());
         if resp
             .content_length()
             .is_some_and(|n| n > MAX_BODY_BYTES as u64)
@@ -242,10 +262,6 @@ impl Client {
                 Err(e) => return Err(self.transport(path, &e)),
             }
         }
-        Ok(Answer {
-            status,
-            body,
-            sim_sent_at_ms,
-        })
+        Ok(Answer { status, body })
     }
 }

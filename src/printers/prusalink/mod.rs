@@ -16,12 +16,13 @@ pub mod state;
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
+use crate::printers::control::{ControlError, ControlKind};
 use crate::printers::driver::{self, DriverCtx};
-use crate::printers::status::ConnectionState;
+use crate::printers::status::{ConnectionState, PrinterStatus};
 use crate::time;
 
 use client::{Client, HttpError};
@@ -97,6 +98,7 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
     let mut api = Api::V1;
     let mut connected = false;
     let mut settings_open = true;
+    let mut commands_open = true;
     // The first wait is longer by a random share of the interval, so that the farm's
     // polls spread over the interval (`driver::request_phase`).
     let mut phase = driver::request_phase();
@@ -137,13 +139,25 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
             }
             Err(e) => return from_http(e),
         }
-        // Wait for the next poll; an interval change applies at once.
+        // Wait for the next poll; an interval change applies at once; a control command
+        // is sent at once and followed by a poll, so its effect shows without a wait.
         let stretch = 1.0 + std::mem::take(&mut phase);
         loop {
             let next = started + ctx.interval().mul_f64(stretch);
             tokio::select! {
                 _ = sleep_until(next) => break,
                 r = ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
+                c = ctx.commands.recv(), if commands_open => match c {
+                    None => commands_open = false,
+                    Some(cmd) if cmd.abandoned() => {
+                        tracing::info!(command_id = %cmd.id, "dropping a command the API stopped waiting for");
+                    }
+                    Some(cmd) => {
+                        let r = command(&client, api, ctx.reporter.status(), cmd.kind).await;
+                        cmd.answer(r);
+                        break;
+                    }
+                },
             }
         }
     }
@@ -172,7 +186,6 @@ async fn poll_v1(client: &Client, memory: &PrusaState) -> Result<Option<Polled>,
         Ok(p) => p,
         Err(e) => return Ok(Some(bad_body("/api/v1/status", e, a.body))),
     };
-    poll.sim_sent_at_ms = a.sim_sent_at_ms;
     let active = matches!(poll.state.as_str(), "PRINTING" | "PAUSED" | "ATTENTION");
     let known = |j: &JobInfo| {
         memory
@@ -222,11 +235,65 @@ async fn poll_legacy(client: &Client) -> Result<Polled, HttpError> {
         Err(e) => return Err(e),
     };
     match state::parse_legacy(&job.body, printer.as_deref()) {
-        Ok(mut p) => {
-            p.sim_sent_at_ms = job.sim_sent_at_ms;
-            Ok(Polled::Status(p))
-        }
+        Ok(p) => Ok(Polled::Status(p)),
         Err(e) => Ok(bad_body("/api/job", e, job.body)),
+    }
+}
+
+/// Sends a control command the way the printer's API takes it (protocols.md §3.3, §3.6).
+async fn command(
+    client: &Client,
+    api: Api,
+    status: &PrinterStatus,
+    kind: ControlKind,
+) -> Result<(), ControlError> {
+    let verb = kind.as_str();
+    // The job id came from the printer: only a 16-bit number goes into a path.
+    let job = status
+        .printer_job_id
+        .as_deref()
+        .and_then(|id| id.parse::<u16>().ok());
+    let (method, path, body) = match (api, job) {
+        (Api::V1, None) => {
+            return Err(ControlError::NotAllowed(format!(
+                "the printer reports no current job to {verb}"
+            )));
+        }
+        (Api::V1, Some(id)) => match kind {
+            ControlKind::Pause => (Method::PUT, format!("/api/v1/job/{id}/pause"), None),
+            ControlKind::Resume => (Method::PUT, format!("/api/v1/job/{id}/resume"), None),
+            ControlKind::Cancel => (Method::DELETE, format!("/api/v1/job/{id}"), None),
+        },
+        // Buddy's legacy JobCommand: `cancel`, or `pause` with an `action`.
+        (Api::Legacy, _) => (
+            Method::POST,
+            "/api/job".to_owned(),
+            Some(match kind {
+                ControlKind::Pause => r#"{"command":"pause","action":"pause"}"#,
+                ControlKind::Resume => r#"{"command":"pause","action":"resume"}"#,
+                ControlKind::Cancel => r#"{"command":"cancel"}"#,
+            }),
+        ),
+    };
+    match client.send(method, &path, body).await {
+        Ok(a) if a.status.is_success() => Ok(()),
+        Ok(a) if a.status == StatusCode::CONFLICT => Err(ControlError::NotAllowed(format!(
+            "the printer cannot {verb} now: it answered 409 Conflict (not in a state for it)"
+        ))),
+        Ok(a) if a.status == StatusCode::NOT_FOUND && api == Api::V1 => {
+            Err(ControlError::Refused(format!(
+                "the printer refused to {verb}: job {} is not its current job (404); its status catches up at the next poll",
+                job.unwrap_or_default()
+            )))
+        }
+        Ok(a) => Err(ControlError::Refused(format!(
+            "the printer refused to {verb}: it answered {}",
+            a.status
+        ))),
+        Err(HttpError::Unreachable(m)) => Err(ControlError::NoAnswer(m)),
+        Err(HttpError::Unauthorized(m) | HttpError::BadAnswer(m) | HttpError::Redirected(m)) => {
+            Err(ControlError::Refused(m))
+        }
     }
 }
 

@@ -28,8 +28,6 @@ pub struct Poll {
     pub state: String,
     pub temperatures: Temperatures,
     pub job: Option<JobInfo>,
-    /// `X-Sim-Sent-At-Ms` of the status answer.
-    pub sim_sent_at_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -150,7 +148,6 @@ pub fn parse_v1_status(body: &[u8]) -> Result<Poll, BodyError> {
             display_name: None,
             ..j.info()
         }),
-        sim_sent_at_ms: None,
     })
 }
 
@@ -328,7 +325,6 @@ pub fn parse_legacy(job: &[u8], printer: Option<&[u8]>) -> Result<Poll, BodyErro
             chamber: None,
         },
         job,
-        sim_sent_at_ms: None,
     })
 }
 
@@ -433,7 +429,6 @@ impl PrusaState {
         s.layer = None;
         s.total_layers = None;
         s.temperatures = poll.temperatures;
-        s.sim_sent_at_ms = poll.sim_sent_at_ms;
     }
 }
 
