@@ -121,6 +121,8 @@ pub async fn run(
         });
     }
 
+    let backups = crate::ops::backups::Backups::new(&config.backup, &db_path);
+    crate::ops::start_background(&config, &backups, &creator);
     let state = AppState {
         creator: creator.clone(),
         manager: manager.clone(),
@@ -131,7 +133,9 @@ pub async fn run(
         printers,
         health,
         auth: Arc::new(config.auth.clone()),
+        backups,
     };
+    let (notify_live, notify_printers) = (state.live.clone(), state.printers.clone());
     let addr = listener.local_addr()?;
     // Accepted connections inherit TCP_NODELAY from the listener (Linux). Without it a
     // WebSocket write that follows another within a round trip waits for the client's
@@ -159,9 +163,12 @@ pub async fn run(
             let _ = drained_tx.send(());
         });
     let server = tokio::spawn(server.run());
+    // The database is open and the listener accepts: tell systemd (if it asked).
+    crate::ops::notify::ready(creator.clone(), notify_live, notify_printers);
     // Once the signal came, close WebSocket clients (they are not part of warp's drain)
     // and give HTTP requests a bounded time to finish.
     if drained_rx.await.is_ok() {
+        crate::ops::notify::stopping();
         broadcaster.do_send(CloseAll(SHUTDOWN_REASON));
         manager.do_send(StopAll);
         if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {

@@ -10,6 +10,7 @@ mod dashboard;
 pub mod error;
 mod health;
 mod jobs;
+mod ops;
 mod printers;
 mod settings;
 mod ws;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub printers: PrinterRegistry,
     pub health: Arc<Health>,
     pub auth: Arc<AuthConfig>,
+    pub backups: Arc<crate::ops::backups::Backups>,
 }
 
 fn with_state(
@@ -64,7 +66,8 @@ pub fn routes(
         jobs::routes(st.clone())
             .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
-            .or(health::routes(st.clone())),
+            .or(health::routes(st.clone()))
+            .or(ops::routes(st.clone())),
     );
     let ws = ws::route(st.clone());
     // The dashboard sets its own cache headers (ETag + revalidate); everything else,
@@ -76,6 +79,13 @@ pub fn routes(
             "cache-control",
             "no-store",
         ))
+        .with(warp::log::custom(|info| {
+            crate::metrics::global().http(
+                crate::metrics::route_of(info.path()),
+                info.status().as_u16(),
+                info.elapsed(),
+            )
+        }))
 }
 
 pub(crate) fn reject_err(e: impl Into<ApiError>) -> Rejection {

@@ -9,6 +9,7 @@
 //! Unknown keys are errors that name the key and the file; after parsing, `validate`
 //! checks what types alone cannot (unique ids, required credentials, ranges).
 
+pub mod ops;
 mod secret;
 pub mod settings;
 
@@ -20,6 +21,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+pub use ops::{BackupConfig, LogConfig, LogFormat, RetentionConfig};
 pub use secret::Secret;
 pub use settings::{Settings, SettingsPatch};
 
@@ -47,6 +49,12 @@ pub struct Config {
     pub job_creation: JobCreationConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
     #[serde(default)]
     pub printers: Vec<PrinterConfig>,
 }
@@ -259,7 +267,9 @@ impl Config {
             .merge(
                 Env::prefixed(ENV_PREFIX)
                     .split("__")
-                    .ignore(&["config", "log"]),
+                    // Read directly, not config keys: the file, the log filter and the
+                    // log format (`PRINTFARMD_LOG__FORMAT` is the config key).
+                    .ignore(&["config", "log", "log_format"]),
             )
             .merge(
                 Env::raw()
@@ -303,6 +313,8 @@ impl Config {
                 "auth.enabled is true but auth.api_keys is empty; add at least one key".into(),
             );
         }
+        self.backup.validate()?;
+        self.retention.validate()?;
         let mut seen = HashSet::new();
         for p in &self.printers {
             if !seen.insert(p.id.clone()) {

@@ -127,6 +127,9 @@ impl JobCreator {
                 tracker.opened(record_of(job));
             }
         } else if self.open.remove(&job.id).is_some() {
+            if !removed && job.status != JobStatus::Pending {
+                crate::metrics::global().job_ended(job.status);
+            }
             self.dirty.remove(&job.id);
             self.tracker(&job.printer_id).closed(&job.id, now);
         }
@@ -167,6 +170,11 @@ impl JobCreator {
     }
 
     pub(super) fn publish_job(&mut self, kind: EventKind, job: &Job) {
+        match kind {
+            EventKind::JobCreated => crate::metrics::global().job_created(job, true),
+            EventKind::JobAutoCreated => crate::metrics::global().job_created(job, false),
+            _ => {}
+        }
         self.publish(job_event(kind, job));
     }
 

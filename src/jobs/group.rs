@@ -109,7 +109,12 @@ impl JobCreator {
                 "the group's transaction was rolled back".into(),
             ))
         } else {
-            self.conn.execute_batch("COMMIT").map_err(StoreError::from)
+            let t = Instant::now();
+            let r = self.conn.execute_batch("COMMIT").map_err(StoreError::from);
+            crate::metrics::global()
+                .db_commit
+                .observe(t.elapsed().as_secs_f64());
+            r
         };
         let group = std::mem::take(&mut self.group);
         self.group.active = group.active;

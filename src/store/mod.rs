@@ -8,10 +8,12 @@
 //! loss.) The cost is one fsync per commit; high-rate progress updates are batched by
 //! the JobCreator so that cost is paid per batch, not per report.
 
+pub mod backup;
 pub mod checkpoint;
 pub mod jobs;
 mod migrations;
 pub mod printers;
+pub mod retention;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
