@@ -116,7 +116,7 @@ impl Metrics {
         // Every source and end status present from the start, at 0: a dashboard's
         // rate() needs the series before the first job.
         for source in ["auto", "discovered", "manual"] {
-            m.jobs_created.get_or_create(&SourceLabel { source });
+            let _ = m.jobs_created.get_or_create(&SourceLabel { source });
         }
         for s in [
             JobStatus::Completed,
@@ -124,7 +124,8 @@ impl Metrics {
             JobStatus::Cancelled,
             JobStatus::Unknown,
         ] {
-            m.jobs_ended
+            let _ = m
+                .jobs_ended
                 .get_or_create(&StatusLabel { status: s.as_str() });
         }
         Metrics { registry, ..m }

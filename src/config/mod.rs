@@ -267,9 +267,10 @@ impl Config {
             .merge(
                 Env::prefixed(ENV_PREFIX)
                     .split("__")
-                    // Read directly, not config keys: the file, the log filter and the
-                    // log format (`PRINTFARMD_LOG__FORMAT` is the config key).
-                    .ignore(&["config", "log", "log_format"]),
+                    // Read directly, not config keys: the file, the log filter, the
+                    // log format (`PRINTFARMD_LOG__FORMAT` is the config key) and the
+                    // debug builds' test fault (`fault.rs`).
+                    .ignore(&["config", "log", "log_format", "test_fault"]),
             )
             .merge(
                 Env::raw()

@@ -6,5 +6,6 @@ mod harness;
 mod config;
 mod errors;
 mod jobs;
+mod ops;
 mod settings;
 mod ws;
