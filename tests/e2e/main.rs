@@ -7,5 +7,6 @@
 mod harness;
 
 mod autojobs;
+mod ops;
 mod printers;
 mod rig;
