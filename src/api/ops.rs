@@ -205,22 +205,6 @@ fn to_prometheus_text(om: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prometheus_text_names_counters_with_total_and_has_no_eof() {
-        let om = "# HELP a_jobs Jobs.\n# TYPE a_jobs counter\na_jobs_total{s=\"x\"} 1\n\
-                  # HELP a_open Open.\n# TYPE a_open gauge\na_open 2\n# EOF\n";
-        assert_eq!(
-            to_prometheus_text(om),
-            "# HELP a_jobs_total Jobs.\n# TYPE a_jobs_total counter\na_jobs_total{s=\"x\"} 1\n\
-             # HELP a_open Open.\n# TYPE a_open gauge\na_open 2\n"
-        );
-    }
-}
-
 /// Printers by connection state and by printer state; configured printers with no
 /// status yet count as `connecting` / `unknown`.
 fn printer_counts(st: &AppState) -> (Family<Labels, Gauge>, Family<Labels, Gauge>) {
@@ -246,4 +230,20 @@ fn printer_counts(st: &AppState) -> (Family<Labels, Gauge>, Family<Labels, Gauge
         f
     };
     (to_family("connection", conn), to_family("state", state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_with_total_and_has_no_eof() {
+        let om = "# HELP a_jobs Jobs.\n# TYPE a_jobs counter\na_jobs_total{s=\"x\"} 1\n\
+                  # HELP a_open Open.\n# TYPE a_open gauge\na_open 2\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_jobs_total Jobs.\n# TYPE a_jobs_total counter\na_jobs_total{s=\"x\"} 1\n\
+             # HELP a_open Open.\n# TYPE a_open gauge\na_open 2\n"
+        );
+    }
 }

@@ -130,3 +130,32 @@ impl Backups {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_newest_and_leaves_other_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("live.db");
+        drop(crate::store::open_writer(&db).unwrap());
+        let cfg = BackupConfig {
+            dir: Some(dir.path().join("b")),
+            interval_hours: 0,
+            keep: 2,
+        };
+        let b = Backups::new(&cfg, &db);
+        std::fs::create_dir_all(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("b/notes.txt"), "mine").unwrap();
+        let mut made = Vec::new();
+        for _ in 0..3 {
+            made.push(b.run_now().await.unwrap().path);
+            // Names carry milliseconds; make sure each is new.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(b.existing(), made[1..].to_vec());
+        assert!(dir.path().join("b/notes.txt").exists());
+        assert!(crate::metrics::global().last_backup_unix().is_some());
+    }
+}
