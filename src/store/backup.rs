@@ -53,6 +53,10 @@ pub fn backup(db: &Path, dest: &Path) -> Result<BackupInfo, StoreError> {
     })?;
     let tmp = temp_path(dest);
     let r = copy_to(&src, &tmp);
+    // With the daemon stopped, this read creates the database's -wal and -shm files;
+    // run as root (`sudo printfarmd backup`), SQLite gives them to the database file's
+    // owner, so the daemon's user can still open them (tested below).
+    drop(src);
     let info = match r {
         Ok(jobs) => {
             std::fs::rename(&tmp, dest)
@@ -113,6 +117,16 @@ fn copy_to(src: &Connection, tmp: &Path) -> Result<i64, StoreError> {
     Ok(jobs)
 }
 
+/// The database's `-wal` and `-shm` files.
+#[cfg(test)]
+fn side_files(db: &Path) -> [PathBuf; 2] {
+    ["-wal", "-shm"].map(|ext| {
+        let mut name = db.as_os_str().to_os_string();
+        name.push(ext);
+        PathBuf::from(name)
+    })
+}
+
 fn temp_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".partial-{}", std::process::id()));
@@ -164,5 +178,30 @@ mod tests {
             .filter(|n| n.contains("partial"))
             .collect();
         assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn side_files_made_while_the_daemon_is_stopped_belong_to_the_database_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("stopped.db");
+        drop(super::super::open_writer(&db).unwrap());
+        let [wal, shm] = side_files(&db);
+        assert!(
+            !wal.exists() && !shm.exists(),
+            "a closed database keeps no -wal/-shm"
+        );
+        // Needs root (as CI and `sudo printfarmd backup` run); elsewhere there is no
+        // other owner to give the files to.
+        if std::os::unix::fs::chown(&db, Some(65534), Some(65534)).is_err() {
+            eprintln!("not root: ownership not checked");
+            return;
+        }
+        backup(&db, &dir.path().join("copy.db")).unwrap();
+        for f in [&wal, &shm] {
+            let m = std::fs::metadata(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", f.display());
+        }
     }
 }
