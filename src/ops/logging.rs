@@ -4,8 +4,10 @@
 //! JSON lines carry `timestamp` (RFC 3339 UTC), `level`, `target`, `message` and every
 //! field of the event and of the spans it is in, at the top level: a printer's events
 //! carry `printer_id` (from its actor's span), a job's `job_id`. Under systemd
-//! (`JOURNAL_STREAM` set) text logs carry no ANSI colours: the journal stores them as
-//! they come.
+//! (`JOURNAL_STREAM` set) text logs carry no ANSI colours (the journal stores them as
+//! they come) and start with the syslog priority of their level (`<3>` error, `<4>`
+//! warn, `<6>` info, `<7>` debug), which journald reads as the entry's priority
+//! (`journalctl -p warning`). JSON lines stay pure JSON: they carry `level`.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -46,12 +48,20 @@ pub fn init(format: LogFormat) {
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
     match format {
-        LogFormat::Text => {
-            let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+        LogFormat::Text if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            let format = tracing_subscriber::fmt::format().with_ansi(false);
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
-                .with_ansi(!journal && std::io::stderr().is_terminal())
+                .with_ansi(false)
+                .event_format(JournalPriority(format))
+                .init();
+        }
+        LogFormat::Text => {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
         }
         LogFormat::Json => {
@@ -63,6 +73,32 @@ pub fn init(format: LogFormat) {
                 .event_format(JsonLines)
                 .init();
         }
+    }
+}
+
+/// A text line prefixed with its level's syslog priority, for journald.
+struct JournalPriority<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JournalPriority<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
     }
 }
 

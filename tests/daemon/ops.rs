@@ -354,3 +354,32 @@ async fn metrics_and_backup_need_the_api_key_when_auth_is_on() {
     assert!(text.contains("printfarmd_printers_configured 2"), "{text}");
     assert!(!text.contains("k-123456"));
 }
+
+#[test]
+fn under_systemd_text_logs_carry_journal_priorities_and_no_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    // `backup` logs an info line ("configuration loaded"), copies and exits.
+    drop(printfarmd::store::open_writer(&dir.path().join("printfarmd.db")).unwrap());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_printfarmd"))
+        .arg("backup")
+        .arg(dir.path().join("copy.db"))
+        .arg("--config")
+        .arg(&config)
+        .env("JOURNAL_STREAM", "8:12345")
+        .env("PRINTFARMD_LOG", "info")
+        .env_remove("PRINTFARMD_LOG_FORMAT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("configuration loaded"))
+        .unwrap_or_else(|| panic!("no log line: {err}"));
+    assert!(line.starts_with("<6>"), "{line}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escapes under the journal: {err:?}"
+    );
+}
