@@ -41,6 +41,11 @@ pub struct RouteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
 }
@@ -54,6 +59,7 @@ pub struct Metrics {
     pub db_commit: Histogram,
     pub backups: Family<ResultLabel, Counter>,
     pub ws_dropped: Counter,
+    pub payloads_skipped: Family<TypeLabel, Counter>,
     /// Unix time (s) of the newest good backup; 0 when none is known.
     last_backup_unix: AtomicI64,
 }
@@ -75,6 +81,7 @@ impl Metrics {
             db_commit: latency_buckets(),
             backups: Family::default(),
             ws_dropped: Counter::default(),
+            payloads_skipped: Family::default(),
             last_backup_unix: AtomicI64::new(0),
             registry: Registry::default(),
         };
@@ -112,6 +119,11 @@ impl Metrics {
             "websocket_clients_dropped",
             "WebSocket clients closed because they fell too far behind",
             m.ws_dropped.clone(),
+        );
+        registry.register(
+            "printer_payloads_skipped",
+            "Printer payloads skipped as malformed, oversized or wrongly typed, by printer type",
+            m.payloads_skipped.clone(),
         );
         // Every source and end status present from the start, at 0: a dashboard's
         // rate() needs the series before the first job.
@@ -159,6 +171,14 @@ impl Metrics {
         self.jobs_ended
             .get_or_create(&StatusLabel {
                 status: status.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn payload_skipped(&self, kind: crate::domain::PrinterType) {
+        self.payloads_skipped
+            .get_or_create(&TypeLabel {
+                r#type: kind.as_str(),
             })
             .inc();
     }

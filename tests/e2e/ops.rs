@@ -261,6 +261,34 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
         );
     }
 
+    // A printer sending garbage: skipped, counted by printer type.
+    r.act("bambu_1", printfarmd::sim::Action::Garbage).await;
+    let text = eventually(
+        "a skipped payload on /metrics",
+        async || {
+            let t =
+                r.d.http
+                    .get(r.d.url("/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+            let n = value_of(
+                &t,
+                "printfarmd_printer_payloads_skipped_total{type=\"bambu\"}",
+            );
+            if n.is_some_and(|n| n >= 1.0) {
+                Ok(t)
+            } else {
+                Err(t)
+            }
+        },
+        |t| t,
+    )
+    .await;
+
     // promtool's lint of the Prometheus text format.
     let mut child = Command::new(&promtool)
         .args(["check", "metrics"])

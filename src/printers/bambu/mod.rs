@@ -105,7 +105,7 @@ pub async fn run(mut ctx: DriverCtx, pins: SharedPin) {
         ctx.tuning.backoff_max,
         ctx.tuning.stable_after,
     );
-    let mut bad = BadPayloads::default();
+    let mut bad = BadPayloads::new(crate::domain::PrinterType::Bambu);
     // Announce the printer (connection `connecting`, nothing known yet).
     ctx.reporter.emit().await;
     loop {

@@ -56,7 +56,7 @@ pub async fn run(mut ctx: DriverCtx) {
         ctx.tuning.backoff_max,
         ctx.tuning.stable_after,
     );
-    let mut bad = BadPayloads::default();
+    let mut bad = BadPayloads::new(crate::domain::PrinterType::Prusalink);
     let mut memory = PrusaState::default();
     // Announce the printer (connection `connecting`, nothing known yet).
     ctx.reporter.emit().await;
