@@ -13,6 +13,18 @@ use crate::harness::{Daemon, TEST_PRINTERS};
 /// Longest wait for an expected notification or state. A failure guard only.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A command for the real binary without the test's own `PRINTFARMD_*` variables (as
+/// the harness starts daemons).
+fn printfarmd_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_printfarmd"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// What arrived on the notify socket, with when.
 #[derive(Clone, Default)]
 struct Notes(Arc<Mutex<Vec<(Instant, String)>>>);
@@ -256,7 +268,7 @@ async fn json_logs_carry_timestamp_level_target_printer_and_job_ids() {
 fn a_bad_log_format_stops_the_start_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_printfarmd"))
+    let out = printfarmd_cmd()
         .args(["check-config", "--config"])
         .arg(&config)
         .env("PRINTFARMD_LOG_FORMAT", "xml")
@@ -361,7 +373,7 @@ fn under_systemd_text_logs_carry_journal_priorities_and_no_colours() {
     let config = write_config(dir.path(), "");
     // `backup` logs an info line ("configuration loaded"), copies and exits.
     drop(printfarmd::store::open_writer(&dir.path().join("printfarmd.db")).unwrap());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_printfarmd"))
+    let out = printfarmd_cmd()
         .arg("backup")
         .arg(dir.path().join("copy.db"))
         .arg("--config")

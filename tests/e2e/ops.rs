@@ -17,6 +17,18 @@ use crate::rig::{Rig, WAIT, eventually, print, x1};
 /// Jobs every backup must hold: at least this many acknowledged before it began.
 const ACKED_BEFORE: usize = 20;
 
+/// A command for the real binary without the test's own `PRINTFARMD_*` variables (as
+/// the harness starts daemons).
+fn printfarmd_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_printfarmd"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PRINTFARMD_") || k == "JOB_CREATION_AUTO_CREATE" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 fn integrity_and_ids(db: &std::path::Path) -> (String, std::collections::HashSet<String>) {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap();
@@ -91,7 +103,7 @@ async fn backup_under_load_restores_every_acknowledged_job() {
     let out = {
         let (config, dest) = (r.d.config_path.clone(), cli_copy.clone());
         tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_printfarmd"))
+            printfarmd_cmd()
                 .arg("backup")
                 .arg(&dest)
                 .arg("--config")
@@ -111,7 +123,7 @@ async fn backup_under_load_restores_every_acknowledged_job() {
     );
     assert!(stdout.contains("Restore: stop printfarmd"), "{stdout}");
     // A second run to the same file is refused, not overwritten.
-    let again = Command::new(env!("CARGO_BIN_EXE_printfarmd"))
+    let again = printfarmd_cmd()
         .arg("backup")
         .arg(&cli_copy)
         .arg("--config")
