@@ -169,6 +169,9 @@ pub async fn run(
             .context("setting up access control")?,
     );
     api::auth::startup_warnings(&access, addr, &config.database.path);
+
+    let backups = crate::ops::backups::Backups::new(&config.backup, &db_path);
+    crate::ops::start_background(&config, &backups, &creator);
     let state = AppState {
         creator: creator.clone(),
         manager: manager.clone(),
@@ -180,7 +183,9 @@ pub async fn run(
         health,
         access,
         integrations: integrations.clone(),
+        backups,
     };
+    let (notify_live, notify_printers) = (state.live.clone(), state.printers.clone());
     // Accepted connections inherit TCP_NODELAY from the listener (Linux). Without it a
     // WebSocket write that follows another within a round trip waits for the client's
     // delayed ACK, up to 40 ms: the p99 of every event at any farm size.
@@ -215,11 +220,14 @@ pub async fn run(
         },
     );
     let server = tokio::spawn(server);
+    // The database is open and the listener accepts: tell systemd (if it asked).
+    crate::ops::notify::ready(creator.clone(), notify_live, notify_printers);
     // Once the signal came, close WebSocket clients (they are not part of warp's drain)
     // and give HTTP requests a bounded time to finish.
     if drained_rx.await.is_ok() {
         // From here the actors stop on purpose.
         watchdog.abort();
+        crate::ops::notify::stopping();
         broadcaster.do_send(CloseAll(SHUTDOWN_REASON));
         manager.do_send(StopAll);
         if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {

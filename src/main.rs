@@ -1,13 +1,12 @@
 //! The `printfarmd` command: parses the command line, sets up logging, loads the
 //! configuration and hands over to the library.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use printfarmd::config::Config;
+use printfarmd::config::{Config, LogFormat};
 
 /// See Cargo.toml: the fan-out's per-client message copies made glibc malloc a large
 /// share of the daemon's CPU (BENCHMARKS.md, "Load harness").
@@ -71,6 +70,13 @@ enum Command {
     /// Load test: simulator and daemon as separate processes, printers printing, WebSocket
     /// and REST clients; prints a JSON summary, fails if a job is lost or duplicated.
     Loadtest(printfarmd::loadtest::LoadtestArgs),
+    /// Write a consistent copy of the database to FILE (SQLite's online backup API),
+    /// also while the daemon runs. Restore: stop the daemon, copy FILE over the
+    /// database file, start it.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: PathBuf,
+    },
     /// Manage pinned printer certificates.
     Pin {
         #[command(subcommand)]
@@ -113,30 +119,36 @@ enum PinCommand {
     },
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PRINTFARMD_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        // A log line that cannot be written is dropped. With this on, tracing reports
-        // the failure with `eprintln!`, which panics when stderr is a closed pipe (a
-        // restarted journald, a log reader that went away): the job writer died at its
-        // next log line.
-        .log_internal_errors(false)
-        .init();
+/// The log format: `PRINTFARMD_LOG_FORMAT`, else `[log] format` of the configuration
+/// for the commands that read one (a configuration that does not load is reported by
+/// the command itself, after logging is up).
+fn log_format(cli: &Cli) -> Result<LogFormat, String> {
+    let reads_config = matches!(
+        cli.command,
+        None | Some(
+            Command::Run | Command::CheckConfig | Command::Backup { .. } | Command::Pin { .. }
+        )
+    );
+    let configured = if reads_config {
+        Config::load(cli.config.as_deref())
+            .map(|l| l.config.log.format)
+            .unwrap_or_default()
+    } else {
+        LogFormat::default()
+    };
+    printfarmd::ops::logging::format_from_env(configured)
 }
-
-/// Our own events at info; dependencies that log routine events at ERROR (a client
-/// hanging up mid-request, TLS peers) quieted by target.
-const DEFAULT_LOG_FILTER: &str = "info,warp::server=off,hyper=warn,rustls=warn,rumqttc=warn";
 
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    init_logging();
+    match log_format(&cli) {
+        Ok(f) => printfarmd::ops::logging::init(f),
+        Err(e) => {
+            eprintln!("printfarmd: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config),
         Command::CheckConfig => check_config(cli.config),
@@ -155,6 +167,7 @@ fn main() -> ExitCode {
         }),
         Command::Simulate(args) => printfarmd::sim::cli::run(args),
         Command::Loadtest(args) => printfarmd::loadtest::run(args),
+        Command::Backup { file } => backup(cli.config, &file),
         Command::Pin {
             action: PinCommand::Reset { printer_id },
         } => pin_reset(cli.config, &printer_id),
@@ -250,6 +263,21 @@ fn key(path: Option<PathBuf>, action: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::List => cli::list(db),
         KeyCommand::Revoke { id } => cli::revoke(db, &id),
     }
+}
+
+fn backup(path: Option<PathBuf>, file: &std::path::Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let info = printfarmd::store::backup::backup(&config.database.path, file)
+        .with_context(|| format!("backing up {}", config.database.path.display()))?;
+    println!(
+        "{}: {} bytes, {} jobs, {} ms. Restore: stop printfarmd, copy this file over {}, start it.",
+        info.path.display(),
+        info.bytes,
+        info.jobs,
+        info.took_ms,
+        config.database.path.display()
+    );
+    Ok(())
 }
 
 fn runtime<F: std::future::Future>(f: F) -> F::Output {

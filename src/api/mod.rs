@@ -12,6 +12,7 @@ pub mod error;
 mod health;
 mod jobs;
 pub mod keys;
+mod ops;
 mod printer_control;
 mod printers;
 pub mod serve;
@@ -55,6 +56,7 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub access: Arc<auth::Access>,
     pub integrations: crate::notify::Integrations,
+    pub backups: Arc<crate::ops::backups::Backups>,
 }
 
 fn with_state(
@@ -76,6 +78,7 @@ pub fn routes(
             .or(settings::routes(st.clone()))
             .or(keys::routes(st.clone()))
             .or(webhooks::routes(st.clone()))
+            .or(ops::routes(st.clone()))
             .or(ws::route(st.clone()))
             .or(dashboard::routes()),
     );
@@ -89,7 +92,14 @@ pub fn routes(
         .with(warp::reply::with::default_header(
             "cache-control",
             "no-store",
-        ));
+        ))
+        .with(warp::log::custom(|info| {
+            crate::metrics::global().http(
+                crate::metrics::route_of(info.path()),
+                info.status().as_u16(),
+                info.elapsed(),
+            )
+        }));
     auth::cors_origin(access)
         .and(all)
         .map(|origin, reply: _| auth::origin::add_cors(Reply::into_response(reply), origin))

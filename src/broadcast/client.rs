@@ -177,6 +177,7 @@ impl Client {
                     || st.queued_bytes + e.msg.len() > CLIENT_QUEUE_BYTES =>
                 {
                     st.close = Some(TOO_SLOW_REASON.to_owned());
+                    crate::metrics::global().ws_dropped.inc();
                     st.queue.clear();
                     st.queued_bytes = 0;
                     st.reply_bytes = 0;

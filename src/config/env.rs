@@ -20,10 +20,22 @@ use super::{ENV_PREFIX, SEED_AUTO_CREATE_ENV};
 
 /// The sections an environment variable may set. `printers` is not one of them: printers
 /// are configured in the file (or through the API) only.
-pub const ENV_SECTIONS: [&str; 5] = ["server", "database", "monitoring", "job_creation", "auth"];
+pub const ENV_SECTIONS: [&str; 9] = [
+    "server",
+    "database",
+    "monitoring",
+    "job_creation",
+    "auth",
+    "log",
+    "backup",
+    "retention",
+    "mqtt",
+];
 
-/// `PRINTFARMD_*` variables of the daemon itself that are not configuration keys.
-const OWN_VARIABLES: [&str; 2] = ["CONFIG", "LOG"];
+/// `PRINTFARMD_*` variables of the daemon itself that are not configuration keys: the
+/// config file, the log filter, the log format (read before the configuration; the
+/// config key is `PRINTFARMD_LOG__FORMAT`) and the debug builds' test fault (`fault.rs`).
+const OWN_VARIABLES: [&str; 4] = ["CONFIG", "LOG", "LOG_FORMAT", "TEST_FAULT"];
 
 /// One environment variable read as a configuration key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ pub mod env;
 pub mod errors;
 #[cfg(test)]
 mod fuzz;
+pub mod ops;
 mod printer;
 mod secret;
 pub mod settings;
@@ -31,6 +32,7 @@ use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
 pub use access::{ConfigKey, Role};
+pub use ops::{BackupConfig, LogConfig, LogFormat, RetentionConfig};
 pub use printer::{PrinterConfig, duplicate_message};
 pub use secret::Secret;
 pub use settings::{Settings, SettingsPatch};
@@ -62,6 +64,12 @@ pub struct Config {
     pub job_creation: JobCreationConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
     #[serde(default)]
     pub printers: Vec<PrinterConfig>,
     /// `[[webhooks]]` and `[mqtt]` (src/notify).
@@ -295,6 +303,8 @@ impl Config {
         access::validate_keys(&self.auth.api_keys, self.auth.failed_keys_per_minute)?;
         access::validate_hosts(&self.server.allowed_hosts)?;
         access::validate_origins(&self.server.allowed_origins)?;
+        self.backup.validate()?;
+        self.retention.validate()?;
         let mut seen = HashSet::new();
         let mut serials: HashMap<String, &PrinterId> = HashMap::new();
         let mut endpoints: HashMap<(String, u16), &PrinterId> = HashMap::new();

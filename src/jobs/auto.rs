@@ -260,6 +260,7 @@ impl JobCreator {
         job.updated_at = time::now();
         self.track(store::jobs::update(&self.conn, &job))?;
         self.open.remove(id);
+        crate::metrics::global().job_ended(status);
         self.dirty.remove(id);
         self.tracker(printer).closed(id, end);
         tracing::info!(job_id = %id, printer_id = %printer, status = %status, "print ended");

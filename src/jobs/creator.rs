@@ -155,6 +155,9 @@ impl JobCreator {
                 tracker.opened(record_of(job));
             }
         } else if self.open.remove(&job.id).is_some() {
+            if !removed && job.status != JobStatus::Pending {
+                crate::metrics::global().job_ended(job.status);
+            }
             self.dirty.remove(&job.id);
             self.tracker(&job.printer_id).closed(&job.id, now);
         }
@@ -195,6 +198,11 @@ impl JobCreator {
     }
 
     pub(super) fn publish_job(&mut self, kind: EventKind, job: &Job) {
+        match kind {
+            EventKind::JobCreated => crate::metrics::global().job_created(job, true),
+            EventKind::JobAutoCreated => crate::metrics::global().job_created(job, false),
+            _ => {}
+        }
         self.publish(job_event(kind, job));
     }
 

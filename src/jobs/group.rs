@@ -112,8 +112,14 @@ impl JobCreator {
         } else {
             // Not committed into files deleted or replaced under the daemon (its events
             // would announce jobs a restart loses); undone below instead.
-            self.files_ok()
-                .and_then(|()| self.conn.execute_batch("COMMIT").map_err(StoreError::from))
+            let t = Instant::now();
+            let r = self
+                .files_ok()
+                .and_then(|()| self.conn.execute_batch("COMMIT").map_err(StoreError::from));
+            crate::metrics::global()
+                .db_commit
+                .observe(t.elapsed().as_secs_f64());
+            r
         };
         let group = std::mem::take(&mut self.group);
         self.group.active = group.active;

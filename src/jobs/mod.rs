@@ -4,6 +4,7 @@ pub(crate) mod auto;
 pub mod creator;
 pub mod group;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod model;
 pub mod printers;
 

@@ -16,18 +16,31 @@ pub const EXCERPT_CHARS: usize = 80;
 
 #[derive(Debug, Default)]
 pub struct BadPayloads {
+    /// For `printfarmd_printer_payloads_skipped_total{type}` on /metrics.
+    kind: Option<crate::domain::PrinterType>,
     total: u64,
     since_log: u64,
     last_log: Option<Instant>,
 }
 
 impl BadPayloads {
+    /// A counter for a printer of this type (its skipped payloads show on /metrics).
+    pub fn new(kind: crate::domain::PrinterType) -> Self {
+        Self {
+            kind: Some(kind),
+            ..Self::default()
+        }
+    }
+
     /// Records one bad payload. Returns `Some(n)` when this one should be logged, `n`
     /// being how many bad payloads arrived since the previous log line (this one
     /// included).
     pub fn record(&mut self, now: Instant) -> Option<u64> {
         self.total += 1;
         self.since_log += 1;
+        if let Some(kind) = self.kind {
+            crate::metrics::global().payload_skipped(kind);
+        }
         let due = self
             .last_log
             .is_none_or(|at| now.saturating_duration_since(at) >= LOG_EVERY);

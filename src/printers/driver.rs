@@ -144,7 +144,7 @@ impl Reporter {
         Self {
             status: PrinterStatus::unknown(cfg.id.clone(), cfg.kind, time::now()),
             sink,
-            skipped: BadPayloads::default(),
+            skipped: BadPayloads::new(cfg.kind),
             values: BadPayloads::default(),
             bad_values: 0,
             last_skip_status: None,

@@ -44,6 +44,15 @@ impl LiveStates {
         self.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
+    /// Calls `f` with every printer's latest status (for /metrics).
+    pub fn for_each(&self, mut f: impl FnMut(&Live)) {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .for_each(&mut f);
+    }
+
     /// How many printers are connected right now (for /health).
     pub fn connected(&self) -> usize {
         self.0

@@ -8,6 +8,7 @@
 //! loss.) The cost is one fsync per commit; high-rate progress updates are batched by
 //! the JobCreator so that cost is paid per batch, not per report.
 
+pub mod backup;
 pub mod checkpoint;
 pub mod files;
 mod job_row;
@@ -15,6 +16,7 @@ pub mod jobs;
 pub mod keys;
 mod migrations;
 pub mod printers;
+pub mod retention;
 pub mod settings;
 pub mod webhooks;
 

@@ -70,7 +70,10 @@ pub fn spawn_binary(
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_owned());
+                    // The address ends at a space or, in a JSON log line, a quote.
+                    let rest = &line[i + "listening on http://".len()..];
+                    let addr = rest.split([' ', '"']).next().unwrap_or(rest);
+                    let _ = tx.send(addr.trim().to_owned());
                 }
                 let mut l = log.lock().unwrap();
                 l.push_str(&line);

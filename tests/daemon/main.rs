@@ -12,6 +12,7 @@ mod faults;
 mod jobs;
 mod keys;
 mod neighbours;
+mod ops;
 mod origins;
 mod seq;
 mod settings;

@@ -9,6 +9,7 @@ mod harness;
 mod autojobs;
 mod control;
 mod mqtt;
+mod ops;
 mod printer_values;
 mod printers;
 mod receiver;

@@ -26,7 +26,11 @@ pub fn need(method: &Method, path: &str) -> Need {
     let read = *method == Method::GET || *method == Method::HEAD;
     match segs.as_slice() {
         ["ws"] => Need::Role(Role::Viewer),
+        // Prometheus metrics: read-only, a viewer key (issue 16).
+        ["metrics"] => Need::Role(Role::Viewer),
         ["api", "v1", "health"] if read => Need::Optional,
+        // Webhooks name where the farm's events go: admin's, reading included.
+        ["api", "v1", "webhooks", ..] => Need::Role(Role::Admin),
         // Keys and who-am-I: the list is admin's, the caller's own role anyone's.
         ["api", "v1", "auth"] if read => Need::Role(Role::Viewer),
         ["api", "v1", "keys", ..] => Need::Role(Role::Admin),
@@ -59,6 +63,11 @@ mod tests {
             ("GET", "/", Public),
             ("GET", "/assets/app.js", Public),
             ("GET", "/ws", V),
+            ("GET", "/metrics", V),
+            ("GET", "/api/v1/webhooks", A),
+            ("POST", "/api/v1/webhooks", A),
+            ("DELETE", "/api/v1/webhooks/w", A),
+            ("POST", "/api/v1/backup", A),
             ("GET", "/api/v1/health", Optional),
             ("POST", "/api/v1/health", A),
             ("GET", "/api/v1/jobs", V),
