@@ -26,8 +26,8 @@ use crate::domain::PrinterType;
 use crate::printers::backoff::Backoff;
 use crate::printers::bambu::{self, tls};
 use crate::printers::driver::{DriverCtx, Reporter, Tuning};
-use crate::printers::prusalink;
 use crate::printers::status::{ConnectionState, PrinterEvent};
+use crate::printers::{octoprint, prusalink};
 
 /// Ends the actor and its connection tasks now. The actor stays an empty shell (the
 /// Supervisor revives it while an `Addr` exists, but it starts nothing again) until the
@@ -110,7 +110,8 @@ impl PrinterActor {
             match dctx.cfg.kind {
                 PrinterType::Bambu => bambu::run(dctx, pins).await,
                 PrinterType::Prusalink => prusalink::run(dctx).await,
-                PrinterType::Octoprint | PrinterType::Moonraker => unsupported(dctx).await,
+                PrinterType::Octoprint => octoprint::run(dctx).await,
+                PrinterType::Moonraker => unsupported(dctx).await,
             }
         };
         let handle = tokio::spawn(tracing::Instrument::instrument(fut, span));
