@@ -62,6 +62,9 @@ enum Command {
         /// Simulated PrusaLink printers.
         #[arg(long, default_value_t = 2)]
         prusa: usize,
+        /// Simulated OctoPrint servers.
+        #[arg(long, default_value_t = 1)]
+        octoprint: usize,
         /// Where the simulator's control API listens.
         #[arg(long, default_value = "127.0.0.1:8001")]
         control: std::net::SocketAddr,
@@ -115,12 +118,14 @@ fn main() -> ExitCode {
             database,
             bambu,
             prusa,
+            octoprint,
             control,
         } => demo(printfarmd::demo::DemoOptions {
             bind,
             database,
             bambu,
             prusa,
+            octoprint,
             control,
         }),
         Command::Simulate(args) => printfarmd::sim::cli::run(args),

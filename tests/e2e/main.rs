@@ -7,5 +7,6 @@
 mod harness;
 
 mod autojobs;
+mod octoprint;
 mod printers;
 mod rig;

@@ -93,6 +93,7 @@ impl Session<'_> {
     /// Fills the status from memory and sends it (always when `force`).
     async fn emit(&mut self, force: bool) {
         let before = headline(self.ctx.reporter.status());
+        let previous = self.ctx.reporter.status().clone();
         let st = self.ctx.reporter.status_mut();
         self.memory.fill(st);
         st.last_seen = Some(time::now());
@@ -107,6 +108,16 @@ impl Session<'_> {
         if force || !self.connected || due || headline(st) != before {
             if !self.connected {
                 tracing::info!("printer connected");
+            }
+            if self.connected && !active(previous.state) && active(st.state) {
+                // A print starts where the last one's end (or idle) was sent once: send
+                // that once more first. Without a job id the lifecycle tells a reprint of
+                // the same file from a stale report of the old print by an end or idle
+                // state seen after the old job was closed (design.md §2 rule 3), and a
+                // push socket can start the next print within a second of the last end.
+                let new = std::mem::replace(self.ctx.reporter.status_mut(), previous);
+                self.ctx.reporter.emit().await;
+                *self.ctx.reporter.status_mut() = new;
             }
             self.connected = true;
             self.ctx.reporter.emit().await;
@@ -268,4 +279,11 @@ async fn session(
             r = s.ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
         }
     }
+}
+
+fn active(s: PrinterState) -> bool {
+    matches!(
+        s,
+        PrinterState::Preparing | PrinterState::Printing | PrinterState::Paused
+    )
 }
