@@ -8,5 +8,6 @@ mod harness;
 
 mod autojobs;
 mod octoprint;
+mod octoprint_real;
 mod printers;
 mod rig;
