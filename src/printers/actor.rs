@@ -26,8 +26,8 @@ use crate::domain::PrinterType;
 use crate::printers::backoff::Backoff;
 use crate::printers::bambu::{self, tls};
 use crate::printers::driver::{DriverCtx, Reporter, Tuning};
-use crate::printers::status::{ConnectionState, PrinterEvent};
-use crate::printers::{octoprint, prusalink};
+use crate::printers::status::PrinterEvent;
+use crate::printers::{moonraker, octoprint, prusalink};
 
 /// Ends the actor and its connection tasks now. The actor stays an empty shell (the
 /// Supervisor revives it while an `Addr` exists, but it starts nothing again) until the
@@ -111,7 +111,7 @@ impl PrinterActor {
                 PrinterType::Bambu => bambu::run(dctx, pins).await,
                 PrinterType::Prusalink => prusalink::run(dctx).await,
                 PrinterType::Octoprint => octoprint::run(dctx).await,
-                PrinterType::Moonraker => unsupported(dctx).await,
+                PrinterType::Moonraker => moonraker::run(dctx).await,
             }
         };
         let handle = tokio::spawn(tracing::Instrument::instrument(fut, span));
@@ -134,18 +134,6 @@ impl PrinterActor {
             t.abort();
         }
     }
-}
-
-/// Printer types whose driver does not exist yet: say so once, in the status.
-async fn unsupported(mut dctx: DriverCtx) {
-    let msg = format!(
-        "printfarmd cannot talk to {} printers yet",
-        dctx.cfg.kind.as_str()
-    );
-    dctx.reporter
-        .set_connection(ConnectionState::Error, Some(msg))
-        .await;
-    std::future::pending::<()>().await;
 }
 
 impl Actor for PrinterActor {

@@ -8,6 +8,7 @@ mod bad_payloads;
 pub mod bambu;
 pub mod driver;
 pub mod manager;
+pub mod moonraker;
 pub mod octoprint;
 pub mod prusalink;
 pub mod status;
