@@ -21,6 +21,7 @@ pub struct DemoOptions {
     pub bambu: usize,
     pub prusa: usize,
     pub octoprint: usize,
+    pub moonraker: usize,
     /// Where the simulator's control API listens (to start prints by hand).
     pub control: SocketAddr,
 }
@@ -50,6 +51,7 @@ async fn run_in(
         .bambu(opts.bambu - x1, Style::P1)
         .prusalink(opts.prusa)
         .octoprint(opts.octoprint)
+        .moonraker(opts.moonraker)
         .auto(true)
         .control_addr(Some(opts.control))
         .start()

@@ -65,6 +65,9 @@ enum Command {
         /// Simulated OctoPrint servers.
         #[arg(long, default_value_t = 1)]
         octoprint: usize,
+        /// Simulated Klipper printers behind Moonraker.
+        #[arg(long, default_value_t = 1)]
+        moonraker: usize,
         /// Where the simulator's control API listens.
         #[arg(long, default_value = "127.0.0.1:8001")]
         control: std::net::SocketAddr,
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             bambu,
             prusa,
             octoprint,
+            moonraker,
             control,
         } => demo(printfarmd::demo::DemoOptions {
             bind,
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
             bambu,
             prusa,
             octoprint,
+            moonraker,
             control,
         }),
         Command::Simulate(args) => printfarmd::sim::cli::run(args),

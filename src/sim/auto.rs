@@ -39,6 +39,7 @@ struct Plan {
     id: String,
     prusa: bool,
     octo: bool,
+    moon: bool,
     next_at: Instant,
     pending: VecDeque<(Instant, Action)>,
 }
@@ -54,6 +55,7 @@ pub async fn run(farm: Arc<FarmShared>, seed: u64) {
             id: i.id.clone(),
             prusa: i.kind == "prusalink",
             octo: i.kind == "octoprint",
+            moon: i.kind == "moonraker",
             next_at: start + Duration::from_millis(rng.random_range(300..5_000)),
             pending: VecDeque::new(),
         })
@@ -95,7 +97,7 @@ pub async fn run(farm: Arc<FarmShared>, seed: u64) {
                     "{part}_0.4n_0.2mm_PETG_MK4S_{}m.bgcode",
                     rng.random_range(5..90)
                 )
-            } else if plan.octo {
+            } else if plan.octo || plan.moon {
                 format!("farm/{part}.gcode")
             } else {
                 format!("{part}.gcode.3mf")

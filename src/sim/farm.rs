@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::bambu::BambuModel;
 use super::bambu_printer::{BambuPrinter, Source};
 use super::broker::Broker;
+use super::moonraker_server::MoonPrinter;
 use super::octoprint_server::OctoPrinter;
 use super::prusa_server::PrusaPrinter;
 use super::replay::ReplayModel;
@@ -97,6 +98,7 @@ pub(crate) enum SimPrinter {
     Bambu(Arc<BambuPrinter>),
     Prusa(Arc<PrusaPrinter>),
     Octo(Arc<OctoPrinter>),
+    Moon(Arc<MoonPrinter>),
 }
 
 /// What the farm's handles (tests, control API, auto driver) share.
@@ -121,6 +123,7 @@ impl FarmShared {
             SimPrinter::Bambu(p) => p.control(action),
             SimPrinter::Prusa(p) => p.control(action),
             SimPrinter::Octo(p) => p.control(action),
+            SimPrinter::Moon(p) => p.control(action),
         };
         match &result {
             Ok(()) => tracing::debug!(printer_id = id, action = action.name(), "simulator action"),
@@ -136,6 +139,7 @@ impl FarmShared {
             SimPrinter::Bambu(p) => p.status(),
             SimPrinter::Prusa(p) => p.status(),
             SimPrinter::Octo(p) => p.status(),
+            SimPrinter::Moon(p) => p.status(),
         })
     }
 
@@ -185,6 +189,7 @@ pub struct SimFarmBuilder {
     bambu: Vec<Style>,
     prusa: usize,
     octoprint: usize,
+    moonraker: usize,
     auto: bool,
     broker_addr: SocketAddr,
     control_addr: Option<SocketAddr>,
@@ -205,6 +210,7 @@ impl Default for SimFarmBuilder {
             bambu: Vec::new(),
             prusa: 0,
             octoprint: 0,
+            moonraker: 0,
             auto: false,
             broker_addr: SocketAddr::new(LOCALHOST, 0),
             control_addr: Some(SocketAddr::new(LOCALHOST, 0)),
@@ -235,6 +241,12 @@ impl SimFarmBuilder {
     /// Adds `n` OctoPrint servers (each with its printer; one HTTP server each).
     pub fn octoprint(mut self, n: usize) -> Self {
         self.octoprint += n;
+        self
+    }
+
+    /// Adds `n` Klipper printers behind Moonraker (one HTTP + JSON-RPC WebSocket server each).
+    pub fn moonraker(mut self, n: usize) -> Self {
+        self.moonraker += n;
         self
     }
 
@@ -478,9 +490,45 @@ impl SimFarmBuilder {
             octo.push(printer);
         }
 
+        let mut moon = Vec::new();
+        for i in 0..self.moonraker {
+            let n = i + 1;
+            let addr = SocketAddr::new(LOCALHOST, 0);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("simulated Moonraker moon_{n} cannot listen on {addr}"))?;
+            let key = format!("{:032x}", rng.random::<u128>());
+            let printer = Arc::new(MoonPrinter::new(
+                format!("moon_{n}"),
+                key,
+                listener.local_addr()?,
+                reboot,
+                rng.random_range(1..0x8000),
+            ));
+            tasks.push(tokio::spawn(
+                Arc::clone(&printer).serve(listener, shutdown_rx.clone()),
+            ));
+            tasks.push(tokio::spawn(Arc::clone(&printer).tick(shutdown_rx.clone())));
+            infos.push(SimPrinterInfo {
+                id: printer.id.clone(),
+                kind: "moonraker".into(),
+                name: format!("Simulated Klipper {n}"),
+                host: "127.0.0.1".into(),
+                port: printer.addr.port(),
+                serial: None,
+                access_code: None,
+                username: None,
+                password: None,
+                api_key: Some(printer.api_key.clone()),
+                style: "moonraker".into(),
+            });
+            moon.push(printer);
+        }
+
         let mut printers: Vec<SimPrinter> = bambu.iter().cloned().map(SimPrinter::Bambu).collect();
         printers.extend(prusa.iter().cloned().map(SimPrinter::Prusa));
         printers.extend(octo.iter().cloned().map(SimPrinter::Octo));
+        printers.extend(moon.iter().cloned().map(SimPrinter::Moon));
         let mut index = HashMap::new();
         for (i, info) in infos.iter().enumerate() {
             anyhow::ensure!(
@@ -521,6 +569,7 @@ impl SimFarmBuilder {
             bambu = bambu.len(),
             prusalink = prusa.len(),
             octoprint = octo.len(),
+            moonraker = moon.len(),
             broker = %broker_addr,
             control = ?control_addr,
             "simulated farm started"
@@ -606,7 +655,7 @@ impl SimFarm {
     pub fn report_log(&self, id: &str) -> Result<Vec<SentReport>, SimError> {
         Ok(match self.shared.get(id)? {
             SimPrinter::Bambu(p) => p.report_log(),
-            SimPrinter::Prusa(_) | SimPrinter::Octo(_) => Vec::new(),
+            SimPrinter::Prusa(_) | SimPrinter::Octo(_) | SimPrinter::Moon(_) => Vec::new(),
         })
     }
 

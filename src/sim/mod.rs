@@ -8,6 +8,8 @@
 //!   (`prusa.rs`), with Digest and `X-Api-Key` auth (`digest.rs`).
 //! - OctoPrint servers likewise (`octoprint_server.rs` over `octoprint.rs`): REST with
 //!   `X-Api-Key` and the push socket (`/sockjs/websocket`).
+//! - Klipper printers behind Moonraker (`moonraker_server.rs` over `moonraker.rs`): the
+//!   JSON-RPC WebSocket with subscriptions and history.
 //! - A farm (`farm.rs`) owns them all; it is driven in-process through [`SimFarm::control`],
 //!   over HTTP through the control API (`control.rs`), by itself (`auto.rs`), or from a
 //!   recorded file (`replay.rs`). `printfarmd simulate` is `cli.rs`.
@@ -20,6 +22,8 @@ pub mod cli;
 mod control;
 mod digest;
 mod farm;
+pub mod moonraker;
+mod moonraker_server;
 pub mod octoprint;
 mod octoprint_server;
 pub mod prusa;

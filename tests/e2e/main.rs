@@ -7,6 +7,7 @@
 mod harness;
 
 mod autojobs;
+mod moonraker;
 mod octoprint;
 mod octoprint_real;
 mod printers;

@@ -50,7 +50,7 @@ enum End {
 #[derive(Default)]
 struct Memory {
     state: MoonState,
-    /// History job ids already reported, newest last (bounded).
+    /// History job ids whose end was seen or reported, newest last (bounded).
     seen: Vec<String>,
     /// A session has been up before: the history may hold prints missed since.
     had_session: bool,
@@ -212,8 +212,7 @@ impl Session<'_> {
     /// each is shown once as its end state with its job id (design.md §2 rule 9).
     async fn catch_up(&mut self, jobs: Vec<HistoryJob>) {
         for j in jobs.into_iter().rev() {
-            let known = self.memory.saw(&j.job_id);
-            if known || !self.memory.had_session || j.status == "in_progress" {
+            if j.status == "in_progress" || self.memory.saw(&j.job_id) || !self.memory.had_session {
                 continue;
             }
             let end = match j.status.as_str() {
@@ -364,7 +363,9 @@ async fn session(
             }
             "notify_history_changed" => {
                 if let Some(j) = state::parse_job(&v["params"][0]["job"]) {
-                    s.memory.saw(&j.job_id);
+                    if j.status != "in_progress" {
+                        s.memory.saw(&j.job_id);
+                    }
                     s.memory.state.history(j);
                     if subscribed {
                         s.emit(false).await;

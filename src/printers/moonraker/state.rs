@@ -178,6 +178,11 @@ impl MoonState {
         if ended && let Some(h) = by_history {
             state = h;
         }
+        if ended && job.is_some_and(|j| j.status == "in_progress") {
+            // The history says a print began and `print_stats` has not caught up (the
+            // two arrive as separate notifications): neither an end nor idle yet.
+            state = PrinterState::Unknown;
+        }
         s.error = None;
         match klippy.as_deref() {
             None | Some("ready") => {}
