@@ -357,7 +357,8 @@ async fn session(
         }
         match v["method"].as_str().unwrap_or("") {
             "notify_status_update" => {
-                if s.memory.state.merge(&v["params"][0]) && subscribed {
+                let merged = s.memory.state.merge(&v["params"][0]);
+                if merged && subscribed {
                     s.emit(false).await;
                 }
             }
