@@ -317,6 +317,12 @@ async fn session(
                     );
                 }
                 tracing::debug!(?method, error = %excerpt(err.to_string().as_bytes()), "Moonraker answered an error");
+                if method == Some("printer.objects.subscribe") && !subscribed {
+                    // Klippy is not ready (starting, shut down): say so; the
+                    // subscription is made again at `notify_klippy_ready`.
+                    backoff.connected(started);
+                    s.emit(true).await;
+                }
                 continue;
             }
             let result = &v["result"];

@@ -153,7 +153,9 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn push(&mut self, body: &[u8]) {
+    /// Handles one socket message; false when the socket must be opened again (the
+    /// session behind its `auth` expired).
+    async fn push(&mut self, body: &[u8]) -> bool {
         match state::parse_push(body) {
             Ok(Push::Current(snap)) => {
                 if self.memory.apply_snapshot(snap, Instant::now()) {
@@ -165,9 +167,14 @@ impl Session<'_> {
                 self.memory.apply_event(e, Instant::now());
                 self.emit(false).await;
             }
-            Ok(Push::ReauthRequired | Push::Other) => {}
+            Ok(Push::ReauthRequired) => {
+                tracing::info!("OctoPrint asks the push socket to log in again");
+                return false;
+            }
+            Ok(Push::Other) => {}
             Err(e) => self.skip(&format!("push socket: {e}"), body),
         }
+        true
     }
 }
 
@@ -270,7 +277,11 @@ async fn session(
                 }
             }
             m = next_message(&mut socket) => match m {
-                Ok(body) => s.push(&body).await,
+                Ok(body) => {
+                    if !s.push(&body).await {
+                        socket = open_socket(&client).await;
+                    }
+                }
                 Err(why) => {
                     tracing::info!(reason = %why, "push socket lost; reopening it at the next poll");
                     socket = None;
