@@ -12,6 +12,7 @@
 //! file or error changed or a second passed (OctoPrint sends `current` twice a second).
 
 pub mod client;
+pub mod parse;
 pub mod state;
 
 use std::time::Duration;

@@ -1,3 +1,6 @@
+//! Moonraker's objects, deltas and history jobs as its documentation shapes them (and
+//! odd ones), through the merged state, to the status the driver reports.
+
 use serde_json::json;
 
 use super::*;

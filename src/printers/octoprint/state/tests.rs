@@ -1,3 +1,6 @@
+//! OctoPrint's answers and socket messages as OctoPrint 1.11 sends them (and broken
+//! ones), through the parser and the state, to the status the driver reports.
+
 use super::*;
 use crate::domain::{PrinterId, PrinterType};
 
