@@ -20,6 +20,8 @@ pub struct DemoOptions {
     pub database: Option<PathBuf>,
     pub bambu: usize,
     pub prusa: usize,
+    pub octoprint: usize,
+    pub moonraker: usize,
     /// Where the simulator's control API listens (to start prints by hand).
     pub control: SocketAddr,
 }
@@ -48,6 +50,8 @@ async fn run_in(
         .bambu(x1, Style::X1)
         .bambu(opts.bambu - x1, Style::P1)
         .prusalink(opts.prusa)
+        .octoprint(opts.octoprint)
+        .moonraker(opts.moonraker)
         .auto(true)
         .control_addr(Some(opts.control))
         .start()

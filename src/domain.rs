@@ -183,8 +183,10 @@ impl PrinterType {
     /// and by `POST /api/v1/printers`, instead of failing at run time.
     pub fn has_driver(self) -> bool {
         match self {
-            PrinterType::Bambu | PrinterType::Prusalink => true,
-            PrinterType::Octoprint | PrinterType::Moonraker => false,
+            PrinterType::Bambu
+            | PrinterType::Prusalink
+            | PrinterType::Octoprint
+            | PrinterType::Moonraker => true,
         }
     }
 

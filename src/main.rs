@@ -61,6 +61,12 @@ enum Command {
         /// Simulated PrusaLink printers.
         #[arg(long, default_value_t = 2)]
         prusa: usize,
+        /// Simulated OctoPrint servers.
+        #[arg(long, default_value_t = 1)]
+        octoprint: usize,
+        /// Simulated Klipper printers behind Moonraker.
+        #[arg(long, default_value_t = 1)]
+        moonraker: usize,
         /// Where the simulator's control API listens.
         #[arg(long, default_value = "127.0.0.1:8001")]
         control: std::net::SocketAddr,
@@ -157,12 +163,16 @@ fn main() -> ExitCode {
             database,
             bambu,
             prusa,
+            octoprint,
+            moonraker,
             control,
         } => demo(printfarmd::demo::DemoOptions {
             bind,
             database,
             bambu,
             prusa,
+            octoprint,
+            moonraker,
             control,
         }),
         Command::Simulate(args) => printfarmd::sim::cli::run(args),

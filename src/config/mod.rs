@@ -424,4 +424,18 @@ mod tests {
             .to_string();
         assert!(e.contains("monitoring.interval"), "{e}");
     }
+
+    #[test]
+    fn octoprint_needs_an_api_key_and_moonraker_does_not() {
+        let printer = |kind: &str, extra: &str| {
+            Config::from_toml_str(&format!(
+                "[[printers]]\nid = \"p\"\ntype = \"{kind}\"\nhost = \"10.0.0.3\"\n{extra}"
+            ))
+        };
+        let e = printer("octoprint", "").unwrap_err().to_string();
+        assert!(e.contains("api_key"), "{e}");
+        assert!(printer("octoprint", "api_key = \"\"\n").is_err());
+        assert!(printer("octoprint", "api_key = \"K\"\n").is_ok());
+        assert!(printer("moonraker", "").is_ok());
+    }
 }

@@ -95,7 +95,14 @@ impl PrinterConfig {
                     ));
                 }
             }
-            PrinterType::Octoprint | PrinterType::Moonraker => {}
+            PrinterType::Octoprint => {
+                if !present(&self.api_key) {
+                    return Err(format!(
+                        "printer {id}: an octoprint printer needs `api_key` (OctoPrint: Settings > Application Keys, or the user's API key)"
+                    ));
+                }
+            }
+            PrinterType::Moonraker => {}
         }
         Ok(())
     }

@@ -43,6 +43,11 @@ pub fn format_from_env(config: LogFormat) -> Result<LogFormat, String> {
 
 /// Installs the global subscriber. Filter: `PRINTFARMD_LOG`, else `RUST_LOG`, else
 /// `DEFAULT_FILTER`.
+///
+/// A log line that cannot be written is dropped (`log_internal_errors(false)`): with it
+/// on, tracing reports the failure with `eprintln!`, which panics when stderr is a closed
+/// pipe (a restarted journald, a log reader that went away), and the job writer died at
+/// its next log line.
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PRINTFARMD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
@@ -53,6 +58,7 @@ pub fn init(format: LogFormat) {
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
+                .log_internal_errors(false)
                 .with_ansi(false)
                 .event_format(JournalPriority(format))
                 .init();
@@ -61,6 +67,7 @@ pub fn init(format: LogFormat) {
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
+                .log_internal_errors(false)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
         }
@@ -68,6 +75,7 @@ pub fn init(format: LogFormat) {
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
+                .log_internal_errors(false)
                 .with_ansi(false)
                 .fmt_fields(JsonFields::new())
                 .event_format(JsonLines)

@@ -27,8 +27,8 @@ use crate::printers::backoff::Backoff;
 use crate::printers::bambu::{self, tls};
 use crate::printers::control::{COMMAND_QUEUE, ControlCommand, ControlError};
 use crate::printers::driver::{DriverCtx, Reporter, Tuning};
-use crate::printers::prusalink;
-use crate::printers::status::{ConnectionState, PrinterEvent};
+use crate::printers::status::PrinterEvent;
+use crate::printers::{moonraker, octoprint, prusalink};
 
 /// Ends the actor and its connection tasks now. The actor stays an empty shell (the
 /// Supervisor revives it while an `Addr` exists, but it starts nothing again) until the
@@ -124,7 +124,8 @@ impl PrinterActor {
             match dctx.cfg.kind {
                 PrinterType::Bambu => bambu::run(dctx, pins).await,
                 PrinterType::Prusalink => prusalink::run(dctx).await,
-                PrinterType::Octoprint | PrinterType::Moonraker => unsupported(dctx).await,
+                PrinterType::Octoprint => octoprint::run(dctx).await,
+                PrinterType::Moonraker => moonraker::run(dctx).await,
             }
         };
         let handle = tokio::spawn(tracing::Instrument::instrument(fut, span));
@@ -148,18 +149,6 @@ impl PrinterActor {
             t.abort();
         }
     }
-}
-
-/// Printer types whose driver does not exist yet: say so once, in the status.
-async fn unsupported(mut dctx: DriverCtx) {
-    let msg = format!(
-        "printfarmd cannot talk to {} printers yet",
-        dctx.cfg.kind.as_str()
-    );
-    dctx.reporter
-        .set_connection(ConnectionState::Error, Some(msg))
-        .await;
-    std::future::pending::<()>().await;
 }
 
 impl Actor for PrinterActor {

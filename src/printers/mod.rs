@@ -11,6 +11,8 @@ pub mod driver;
 #[cfg(test)]
 mod fuzz;
 pub mod manager;
+pub mod moonraker;
+pub mod octoprint;
 pub mod prusalink;
 pub mod sanitize;
 pub mod status;

@@ -38,6 +38,8 @@ const PARTS: &[&str] = &[
 struct Plan {
     id: String,
     prusa: bool,
+    octo: bool,
+    moon: bool,
     next_at: Instant,
     pending: VecDeque<(Instant, Action)>,
 }
@@ -52,6 +54,8 @@ pub async fn run(farm: Arc<FarmShared>, seed: u64) {
         .map(|i| Plan {
             id: i.id.clone(),
             prusa: i.kind == "prusalink",
+            octo: i.kind == "octoprint",
+            moon: i.kind == "moonraker",
             next_at: start + Duration::from_millis(rng.random_range(300..5_000)),
             pending: VecDeque::new(),
         })
@@ -83,12 +87,18 @@ pub async fn run(farm: Arc<FarmShared>, seed: u64) {
             {
                 let _ = farm.control(&plan.id, &Action::Dismiss);
             }
+            if plan.octo && status.state == "Offline after error" {
+                // Reconnect the printer after a failure, as the operator would.
+                let _ = farm.control(&plan.id, &Action::Dismiss);
+            }
             let part = PARTS[rng.random_range(0..PARTS.len())];
             let file = if plan.prusa {
                 format!(
                     "{part}_0.4n_0.2mm_PETG_MK4S_{}m.bgcode",
                     rng.random_range(5..90)
                 )
+            } else if plan.octo || plan.moon {
+                format!("farm/{part}.gcode")
             } else {
                 format!("{part}.gcode.3mf")
             };

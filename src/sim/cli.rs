@@ -28,6 +28,12 @@ pub struct SimulateArgs {
     /// Number of PrusaLink printers (one HTTP server each).
     #[arg(long, default_value_t = 1)]
     pub prusa: usize,
+    /// Number of OctoPrint servers (one HTTP server with the push socket each).
+    #[arg(long, default_value_t = 0)]
+    pub octoprint: usize,
+    /// Number of Klipper printers behind Moonraker (one JSON-RPC WebSocket server each).
+    #[arg(long, default_value_t = 0)]
+    pub moonraker: usize,
     /// How the Bambu printers report.
     #[arg(long, value_enum, default_value_t = StyleArg::Mixed)]
     pub style: StyleArg,
@@ -82,7 +88,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             .prepare_ms(args.prepare_ms)
             .stale_finish_ms(args.stale_finish_ms)
             .prusa_first_job_id(args.prusa_first_job_id)
-            .prusalink(args.prusa);
+            .prusalink(args.prusa)
+            .octoprint(args.octoprint)
+            .moonraker(args.moonraker);
         builder = match args.style {
             StyleArg::X1 => builder.bambu(args.bambu, Style::X1),
             StyleArg::P1 => builder.bambu(args.bambu, Style::P1),

@@ -20,6 +20,8 @@ use tokio::time::Instant;
 use super::bambu::BambuModel;
 use super::bambu_printer::{BambuPrinter, Source};
 use super::broker::Broker;
+use super::moonraker_server::MoonPrinter;
+use super::octoprint_server::OctoPrinter;
 use super::prusa_server::PrusaPrinter;
 use super::replay::ReplayModel;
 use super::tls::SimCertResolver;
@@ -43,6 +45,9 @@ pub struct SimPrinterInfo {
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// OctoPrint: the API key the server accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
     pub style: String,
 }
 
@@ -92,6 +97,8 @@ impl SentReport {
 pub(crate) enum SimPrinter {
     Bambu(Arc<BambuPrinter>),
     Prusa(Arc<PrusaPrinter>),
+    Octo(Arc<OctoPrinter>),
+    Moon(Arc<MoonPrinter>),
 }
 
 /// What the farm's handles (tests, control API, auto driver) share.
@@ -115,6 +122,8 @@ impl FarmShared {
         let result = match self.get(id)? {
             SimPrinter::Bambu(p) => p.control(action),
             SimPrinter::Prusa(p) => p.control(action),
+            SimPrinter::Octo(p) => p.control(action),
+            SimPrinter::Moon(p) => p.control(action),
         };
         match &result {
             Ok(()) => tracing::debug!(printer_id = id, action = action.name(), "simulator action"),
@@ -129,6 +138,8 @@ impl FarmShared {
         Ok(match self.get(id)? {
             SimPrinter::Bambu(p) => p.status(),
             SimPrinter::Prusa(p) => p.status(),
+            SimPrinter::Octo(p) => p.status(),
+            SimPrinter::Moon(p) => p.status(),
         })
     }
 
@@ -168,6 +179,7 @@ impl FarmShared {
                 ("access_code", &p.access_code),
                 ("username", &p.username),
                 ("password", &p.password),
+                ("api_key", &p.api_key),
             ] {
                 if let Some(v) = value {
                     out.push_str(&format!("{key} = {}\n", q(v)));
@@ -185,6 +197,8 @@ impl FarmShared {
 pub struct SimFarmBuilder {
     bambu: Vec<Style>,
     prusa: usize,
+    octoprint: usize,
+    moonraker: usize,
     auto: bool,
     broker_addr: SocketAddr,
     control_addr: Option<SocketAddr>,
@@ -204,6 +218,8 @@ impl Default for SimFarmBuilder {
         Self {
             bambu: Vec::new(),
             prusa: 0,
+            octoprint: 0,
+            moonraker: 0,
             auto: false,
             broker_addr: SocketAddr::new(LOCALHOST, 0),
             control_addr: Some(SocketAddr::new(LOCALHOST, 0)),
@@ -228,6 +244,18 @@ impl SimFarmBuilder {
     /// Adds `n` PrusaLink printers.
     pub fn prusalink(mut self, n: usize) -> Self {
         self.prusa += n;
+        self
+    }
+
+    /// Adds `n` OctoPrint servers (each with its printer; one HTTP server each).
+    pub fn octoprint(mut self, n: usize) -> Self {
+        self.octoprint += n;
+        self
+    }
+
+    /// Adds `n` Klipper printers behind Moonraker (one HTTP + JSON-RPC WebSocket server each).
+    pub fn moonraker(mut self, n: usize) -> Self {
+        self.moonraker += n;
         self
     }
 
@@ -381,6 +409,7 @@ impl SimFarmBuilder {
                 access_code: Some(p.access_code.clone()),
                 username: None,
                 password: None,
+                api_key: None,
                 style: style.into(),
             });
         }
@@ -430,13 +459,85 @@ impl SimFarmBuilder {
                 access_code: None,
                 username: Some(super::digest::PRUSA_USER.into()),
                 password: Some(printer.password.clone()),
+                api_key: None,
                 style: "buddy".into(),
             });
             prusa.push(printer);
         }
 
+        let mut octo = Vec::new();
+        for i in 0..self.octoprint {
+            let n = i + 1;
+            let addr = SocketAddr::new(LOCALHOST, 0);
+            let listener = TcpListener::bind(addr).await.with_context(|| {
+                format!("simulated OctoPrint server octo_{n} cannot listen on {addr}")
+            })?;
+            let key = format!("{:032X}", rng.random::<u128>());
+            let printer = Arc::new(OctoPrinter::new(
+                format!("octo_{n}"),
+                key,
+                listener.local_addr()?,
+                reboot,
+            ));
+            tasks.push(tokio::spawn(
+                Arc::clone(&printer).serve(listener, shutdown_rx.clone()),
+            ));
+            tasks.push(tokio::spawn(Arc::clone(&printer).tick(shutdown_rx.clone())));
+            infos.push(SimPrinterInfo {
+                id: printer.id.clone(),
+                kind: "octoprint".into(),
+                name: format!("Simulated OctoPrint {n}"),
+                host: "127.0.0.1".into(),
+                port: printer.addr.port(),
+                serial: None,
+                access_code: None,
+                username: None,
+                password: None,
+                api_key: Some(printer.api_key.clone()),
+                style: "octoprint".into(),
+            });
+            octo.push(printer);
+        }
+
+        let mut moon = Vec::new();
+        for i in 0..self.moonraker {
+            let n = i + 1;
+            let addr = SocketAddr::new(LOCALHOST, 0);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("simulated Moonraker moon_{n} cannot listen on {addr}"))?;
+            let key = format!("{:032x}", rng.random::<u128>());
+            let printer = Arc::new(MoonPrinter::new(
+                format!("moon_{n}"),
+                key,
+                listener.local_addr()?,
+                reboot,
+                rng.random_range(1..0x8000),
+            ));
+            tasks.push(tokio::spawn(
+                Arc::clone(&printer).serve(listener, shutdown_rx.clone()),
+            ));
+            tasks.push(tokio::spawn(Arc::clone(&printer).tick(shutdown_rx.clone())));
+            infos.push(SimPrinterInfo {
+                id: printer.id.clone(),
+                kind: "moonraker".into(),
+                name: format!("Simulated Klipper {n}"),
+                host: "127.0.0.1".into(),
+                port: printer.addr.port(),
+                serial: None,
+                access_code: None,
+                username: None,
+                password: None,
+                api_key: Some(printer.api_key.clone()),
+                style: "moonraker".into(),
+            });
+            moon.push(printer);
+        }
+
         let mut printers: Vec<SimPrinter> = bambu.iter().cloned().map(SimPrinter::Bambu).collect();
         printers.extend(prusa.iter().cloned().map(SimPrinter::Prusa));
+        printers.extend(octo.iter().cloned().map(SimPrinter::Octo));
+        printers.extend(moon.iter().cloned().map(SimPrinter::Moon));
         let mut index = HashMap::new();
         for (i, info) in infos.iter().enumerate() {
             anyhow::ensure!(
@@ -476,6 +577,8 @@ impl SimFarmBuilder {
         tracing::info!(
             bambu = bambu.len(),
             prusalink = prusa.len(),
+            octoprint = octo.len(),
+            moonraker = moon.len(),
             broker = %broker_addr,
             control = ?control_addr,
             "simulated farm started"
@@ -561,7 +664,7 @@ impl SimFarm {
     pub fn report_log(&self, id: &str) -> Result<Vec<SentReport>, SimError> {
         Ok(match self.shared.get(id)? {
             SimPrinter::Bambu(p) => p.report_log(),
-            SimPrinter::Prusa(_) => Vec::new(),
+            SimPrinter::Prusa(_) | SimPrinter::Octo(_) | SimPrinter::Moon(_) => Vec::new(),
         })
     }
 

@@ -6,6 +6,10 @@
 //!   cell (`bambu_printer.rs`) driven by one tokio task that sleeps until its next deadline.
 //! - PrusaLink printers are one small HTTP server each (`prusa_server.rs`) over a plain model
 //!   (`prusa.rs`), with Digest and `X-Api-Key` auth (`digest.rs`).
+//! - OctoPrint servers likewise (`octoprint_server.rs` over `octoprint.rs`): REST with
+//!   `X-Api-Key` and the push socket (`/sockjs/websocket`).
+//! - Klipper printers behind Moonraker (`moonraker_server.rs` over `moonraker.rs`): the
+//!   JSON-RPC WebSocket with subscriptions and history.
 //! - A farm (`farm.rs`) owns them all; it is driven in-process through [`SimFarm::control`],
 //!   over HTTP through the control API (`control.rs`), by itself (`auto.rs`), or from a
 //!   recorded file (`replay.rs`). `printfarmd simulate` is `cli.rs`.
@@ -18,6 +22,10 @@ pub mod cli;
 mod control;
 mod digest;
 mod farm;
+pub mod moonraker;
+mod moonraker_server;
+pub mod octoprint;
+mod octoprint_server;
 pub mod prusa;
 mod prusa_server;
 mod replay;

@@ -238,17 +238,13 @@ fn one_printer_configured_twice_is_refused_naming_both_ids() {
 }
 
 #[test]
-fn types_without_a_driver_are_refused() {
-    for t in ["octoprint", "moonraker"] {
-        refused(
-            &format!(
-                "[[printers]]\nid = \"o\"\ntype = \"{t}\"\nhost = \"h\"\napi_key = \"k-5544\"\n"
-            ),
-            &[],
-            &[t, "no driver", "bambu, prusalink"],
-            &["k-5544"],
-        );
-    }
+fn an_octoprint_printer_without_its_api_key_is_refused() {
+    refused(
+        "[[printers]]\nid = \"o\"\ntype = \"octoprint\"\nhost = \"h\"\npassword = \"pw-5544\"\n",
+        &[],
+        &["printer o", "needs `api_key`"],
+        &["pw-5544"],
+    );
 }
 
 #[test]

@@ -75,21 +75,27 @@ async fn the_same_printer_under_another_id_is_refused_with_409() {
 }
 
 #[tokio::test]
-async fn a_type_without_a_driver_is_refused() {
+async fn an_octoprint_printer_needs_its_api_key_and_a_moonraker_one_does_not() {
     let d = Daemon::start("");
-    for t in ["octoprint", "moonraker"] {
-        let (code, body) = d
-            .send(
-                "POST",
-                "/api/v1/printers",
-                Some(json!({"id": "later", "type": t, "host": "10.1.2.3", "api_key": "k-97531"})),
-            )
-            .await;
-        assert_eq!(code, 422, "{body}");
-        let msg = body["message"].as_str().unwrap();
-        assert!(msg.contains(t) && msg.contains("no driver"), "{msg}");
-        assert!(!msg.contains("k-97531"), "{msg}");
-    }
+    let (code, body) = d
+        .send(
+            "POST",
+            "/api/v1/printers",
+            Some(json!({"id": "octo", "type": "octoprint", "host": "10.1.2.3", "password": "pw-97531"})),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    let msg = body["message"].as_str().unwrap();
+    assert!(msg.contains("octo") && msg.contains("api_key"), "{msg}");
+    assert!(!msg.contains("pw-97531"), "{msg}");
+    let (code, body) = d
+        .send(
+            "POST",
+            "/api/v1/printers",
+            Some(json!({"id": "klipper", "type": "moonraker", "host": "10.1.2.4"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
     let (_, list) = d.get("/api/v1/printers").await;
-    assert_eq!(list["total_count"], 2, "{list}");
+    assert_eq!(list["total_count"], 3, "{list}");
 }

@@ -352,7 +352,14 @@ async fn metrics_and_backup_need_the_api_key_when_auth_is_on() {
     let d = Daemon::start("[auth]\nenabled = true\napi_keys = [\"k-123456\"]\n");
     let r = d.http.get(d.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let r = d.http.post(d.url("/api/v1/backup")).send().await.unwrap();
+    // With the header a browser cannot send cross-site, so the key is what is missing.
+    let r = d
+        .http
+        .post(d.url("/api/v1/backup"))
+        .header("x-requested-with", "test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = d
         .http

@@ -8,7 +8,10 @@ mod harness;
 
 mod autojobs;
 mod control;
+mod moonraker;
 mod mqtt;
+mod octoprint;
+mod octoprint_real;
 mod ops;
 mod printer_values;
 mod printers;
