@@ -194,7 +194,7 @@ impl MoonPrinter {
             let notes = g.model.take_notifications();
             let quiet =
                 g.silent_until.is_some_and(|t| now < t) || g.offline_until.is_some_and(|t| now < t);
-            let objects = (n % 2 == 0 && !quiet && self.fanout.receiver_count() > 0)
+            let objects = (n.is_multiple_of(2) && !quiet && self.fanout.receiver_count() > 0)
                 .then(|| g.model.objects(now));
             drop(g);
             self.publish(notes);

@@ -183,7 +183,7 @@ impl OctoPrinter {
             let mut msgs = g.model.take_events();
             let quiet =
                 g.silent_until.is_some_and(|t| now < t) || g.offline_until.is_some_and(|t| now < t);
-            if n % 2 == 0 && !quiet && self.fanout.receiver_count() > 0 {
+            if n.is_multiple_of(2) && !quiet && self.fanout.receiver_count() > 0 {
                 msgs.push(g.model.current_message(now, "current"));
             }
             drop(g);
