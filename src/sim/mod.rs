@@ -22,6 +22,7 @@ pub mod cli;
 mod control;
 mod digest;
 mod farm;
+mod http_serve;
 pub mod moonraker;
 mod moonraker_server;
 pub mod octoprint;

@@ -25,6 +25,7 @@ use warp::reply::{Reply, Response};
 use warp::ws::{Message, WebSocket, Ws};
 
 use super::farm::SimStatus;
+use super::http_serve::{self, SimHttpPrinter};
 use super::octoprint::{OCTOPRINT_VERSION, OctoModel};
 use super::{Action, SimError};
 
@@ -192,56 +193,17 @@ impl OctoPrinter {
     }
 
     /// Serves until `shutdown`, restarting for reboots and disconnects.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut listener = Some(listener);
-        loop {
-            let l = match listener.take() {
-                Some(l) => l,
-                None => loop {
-                    match TcpListener::bind(self.addr).await {
-                        Ok(l) => break l,
-                        Err(e) => {
-                            tracing::warn!(printer_id = %self.id, error = %e, "cannot listen again after a reboot; retrying");
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                                _ = shutdown.changed() => return,
-                            }
-                        }
-                    }
-                },
-            };
-            let stop = {
-                let me = Arc::clone(&self);
-                let mut shutdown = shutdown.clone();
-                async move {
-                    tokio::select! {
-                        _ = me.restart.notified() => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    me.kick_all();
-                }
-            };
-            warp::serve(routes(Arc::clone(&self)))
-                .incoming(l)
-                .graceful(stop)
-                .run()
-                .await;
-            if *shutdown.borrow() {
-                return;
-            }
-            let until = self.lock().offline_until;
-            if let Some(t) = until {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(t) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-            self.lock().offline_until = None;
-        }
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let me = Arc::clone(&self);
+        http_serve::serve(self, listener, shutdown, move |l, stop| {
+            Box::pin(
+                warp::serve(routes(Arc::clone(&me)))
+                    .incoming(l)
+                    .graceful(stop)
+                    .run(),
+            )
+        })
+        .await;
     }
 }
 
@@ -396,4 +358,25 @@ async fn push_client(p: Arc<OctoPrinter>, ws: WebSocket) {
         }
     }
     let _ = tx.close().await;
+}
+
+impl SimHttpPrinter for OctoPrinter {
+    fn printer_id(&self) -> &str {
+        &self.id
+    }
+    fn listen_addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn restarted(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.restart.notified())
+    }
+    fn close_push_connections(&self) {
+        self.kick_all();
+    }
+    fn offline_until(&self) -> Option<Instant> {
+        self.lock().offline_until
+    }
+    fn back_online(&self) {
+        self.lock().offline_until = None;
+    }
 }

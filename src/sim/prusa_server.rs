@@ -29,6 +29,7 @@ use warp::reply::{Reply, Response};
 
 use super::digest::{self, AuthOutcome, Nonces};
 use super::farm::SimStatus;
+use super::http_serve::{self, SimHttpPrinter};
 use super::prusa::{PrusaModel, PrusaState};
 use super::{Action, SimError, unix_ms};
 
@@ -164,29 +165,10 @@ impl PrusaPrinter {
     }
 
     /// Serves until `shutdown`, restarting for reboots and disconnects.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut listener = Some(listener);
-        loop {
-            let l = match listener.take() {
-                Some(l) => l,
-                None => loop {
-                    match TcpListener::bind(self.addr).await {
-                        Ok(l) => break l,
-                        Err(e) => {
-                            tracing::warn!(printer_id = %self.id, addr = %self.addr, error = %e, "cannot listen again after a reboot; retrying");
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                                _ = shutdown.changed() => return,
-                            }
-                        }
-                    }
-                },
-            };
-            let me = Arc::clone(&self);
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let me = Arc::clone(&self);
+        http_serve::serve(self, listener, shutdown, move |l, stop| {
+            let me = Arc::clone(&me);
             let routes = warp::any()
                 .map(move || Arc::clone(&me))
                 .and(warp::method())
@@ -194,32 +176,9 @@ impl PrusaPrinter {
                 .and(warp::header::headers_cloned())
                 .and(warp::body::stream())
                 .and_then(handle);
-            let stop = {
-                let me = Arc::clone(&self);
-                let mut shutdown = shutdown.clone();
-                async move {
-                    tokio::select! {
-                        _ = me.restart.notified() => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-            };
-            warp::serve(routes).incoming(l).graceful(stop).run().await;
-            if *shutdown.borrow() {
-                return;
-            }
-            let until = self.lock().offline_until;
-            if let Some(t) = until {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(t) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-            let mut g = self.lock();
-            if g.offline_until.take().is_some() {
-                g.model.reboot_end(Instant::now());
-            }
-        }
+            Box::pin(warp::serve(routes).incoming(l).graceful(stop).run())
+        })
+        .await;
     }
 }
 
@@ -401,4 +360,25 @@ fn json(body: &Value) -> Response {
 fn unauthorized(www_authenticate: String) -> Response {
     let reply = warp::reply::with_status("401: Unauthorized", StatusCode::UNAUTHORIZED);
     warp::reply::with_header(reply, "www-authenticate", www_authenticate).into_response()
+}
+
+impl SimHttpPrinter for PrusaPrinter {
+    fn printer_id(&self) -> &str {
+        &self.id
+    }
+    fn listen_addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn restarted(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.restart.notified())
+    }
+    fn offline_until(&self) -> Option<Instant> {
+        self.lock().offline_until
+    }
+    fn back_online(&self) {
+        let mut g = self.lock();
+        if g.offline_until.take().is_some() {
+            g.model.reboot_end(Instant::now());
+        }
+    }
 }
