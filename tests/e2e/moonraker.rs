@@ -114,6 +114,11 @@ async fn moonraker_restarts_drops_silence_and_garbage_keep_the_job_and_missed_pr
         })
         .await;
     }
+    // The garbage was skipped and counted like any driver's (`bad_data`).
+    r.wait_printer("moon_1", "the skipped payload counted", |p| {
+        p["bad_data"]["skipped_payloads"].as_u64() >= Some(1)
+    })
+    .await;
     let after = r.jobs("").await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["id"], before[0]["id"]);

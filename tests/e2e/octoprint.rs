@@ -161,6 +161,11 @@ async fn octoprint_rebooted_dropped_silent_and_garbage_sending_servers_stay_moni
         })
         .await;
     }
+    // The garbage was skipped and counted like any driver's (`bad_data`).
+    r.wait_printer("octo_1", "the skipped payload counted", |p| {
+        p["bad_data"]["skipped_payloads"].as_u64() >= Some(1)
+    })
+    .await;
     let after = r.jobs("").await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["id"], before[0]["id"]);

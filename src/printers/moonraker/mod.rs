@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::printers::backoff::Backoff;
-use crate::printers::bad_payloads::{BadPayloads, excerpt};
+use crate::printers::bad_payloads::excerpt;
 use crate::printers::driver::DriverCtx;
 use crate::printers::status::{ConnectionState, PrinterState, PrinterStatus};
 use crate::time;
@@ -77,11 +77,10 @@ pub async fn run(mut ctx: DriverCtx) {
         ctx.tuning.backoff_max,
         ctx.tuning.stable_after,
     );
-    let mut bad = BadPayloads::default();
     let mut memory = Memory::default();
     ctx.reporter.emit().await;
     loop {
-        let end = session(&mut ctx, &mut backoff, &mut bad, &mut memory).await;
+        let end = session(&mut ctx, &mut backoff, &mut memory).await;
         let (conn, msg, floor) = match end {
             End::Lost(m) => (ConnectionState::Disconnected, m, Duration::ZERO),
             End::AuthFailed(m) => (ConnectionState::AuthFailed, m, ctx.tuning.auth_retry),
@@ -172,18 +171,16 @@ async fn connect(ctx: &DriverCtx) -> Result<Rpc, End> {
 
 struct Session<'a> {
     ctx: &'a mut DriverCtx,
-    bad: &'a mut BadPayloads,
     memory: &'a mut Memory,
     connected: bool,
     last_emit: Option<Instant>,
 }
 
 impl Session<'_> {
+    /// Counted with every other driver's skipped payloads (shown in `bad_data`, on
+    /// `/health` and `/metrics`), logged at most once a minute.
     fn skip(&mut self, why: &str, body: &[u8]) {
-        if let Some(n) = self.bad.record(Instant::now()) {
-            tracing::warn!(error = %why, skipped_since_last_log = n, skipped_total = self.bad.total(),
-                payload = %excerpt(body), "skipping a message the driver cannot use");
-        }
+        self.ctx.reporter.count_skipped(why, body);
     }
 
     async fn emit(&mut self, force: bool) {
@@ -235,12 +232,7 @@ impl Session<'_> {
     }
 }
 
-async fn session(
-    ctx: &mut DriverCtx,
-    backoff: &mut Backoff,
-    bad: &mut BadPayloads,
-    memory: &mut Memory,
-) -> End {
+async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut Memory) -> End {
     let started = Instant::now();
     let mut rpc = match connect(ctx).await {
         Ok(r) => r,
@@ -266,7 +258,6 @@ async fn session(
     memory.state.reset_objects();
     let mut s = Session {
         ctx,
-        bad,
         memory,
         connected: false,
         last_emit: None,

@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
-use crate::printers::bad_payloads::{BadPayloads, excerpt};
+
 use crate::printers::driver::{self, DriverCtx};
 use crate::printers::status::{ConnectionState, PrinterState, PrinterStatus};
 use crate::time;
@@ -44,11 +44,10 @@ pub async fn run(mut ctx: DriverCtx) {
         ctx.tuning.backoff_max,
         ctx.tuning.stable_after,
     );
-    let mut bad = BadPayloads::default();
     let mut memory = OctoState::default();
     ctx.reporter.emit().await;
     loop {
-        let end = session(&mut ctx, &mut backoff, &mut bad, &mut memory).await;
+        let end = session(&mut ctx, &mut backoff, &mut memory).await;
         let (conn, msg, floor) = match end {
             End::Lost(m) => (ConnectionState::Disconnected, m, Duration::ZERO),
             End::AuthFailed(m) => (ConnectionState::AuthFailed, m, ctx.tuning.auth_retry),
@@ -72,23 +71,16 @@ fn headline(s: &PrinterStatus) -> (PrinterState, Option<String>, Option<String>)
 
 struct Session<'a> {
     ctx: &'a mut DriverCtx,
-    bad: &'a mut BadPayloads,
     memory: &'a mut OctoState,
     connected: bool,
     last_emit: Option<Instant>,
 }
 
 impl Session<'_> {
+    /// Counted with every other driver's skipped payloads (shown in `bad_data`, on
+    /// `/health` and `/metrics`), logged at most once a minute.
     fn skip(&mut self, why: &str, body: &[u8]) {
-        if let Some(n) = self.bad.record(Instant::now()) {
-            tracing::warn!(
-                error = %why,
-                skipped_since_last_log = n,
-                skipped_total = self.bad.total(),
-                payload = %excerpt(body),
-                "skipping an answer the driver cannot use"
-            );
-        }
+        self.ctx.reporter.count_skipped(why, body);
     }
 
     /// Fills the status from memory and sends it (always when `force`).
@@ -196,12 +188,7 @@ async fn open_socket(client: &Client) -> Option<Socket> {
     }
 }
 
-async fn session(
-    ctx: &mut DriverCtx,
-    backoff: &mut Backoff,
-    bad: &mut BadPayloads,
-    memory: &mut OctoState,
-) -> End {
+async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut OctoState) -> End {
     let client = match Client::new(
         &ctx.cfg,
         ctx.tuning.connect_timeout,
@@ -243,7 +230,6 @@ async fn session(
     };
     let mut s = Session {
         ctx,
-        bad,
         memory,
         connected: false,
         last_emit: None,
