@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::config::Config;
-use crate::sim::{SimFarm, Style};
+use printfarmd::config::Config;
+use printfarmd_sim::{SimFarm, Style};
 
 /// Seconds between polls in the demo: short, so PrusaLink prints show up promptly.
 const DEMO_MONITORING_INTERVAL_S: u64 = 2;
@@ -95,7 +95,7 @@ async fn run_in(
             " (temporary; --database FILE keeps it)"
         },
     );
-    let result = crate::app::run(config, listener, shutdown).await;
+    let result = printfarmd::app::run(config, listener, shutdown).await;
     farm.shutdown().await;
     result
 }

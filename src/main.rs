@@ -1,6 +1,8 @@
 //! The `printfarmd` command: parses the command line, sets up logging, loads the
 //! configuration and hands over to the library.
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,10 +74,10 @@ enum Command {
         control: std::net::SocketAddr,
     },
     /// Run simulated printers (Bambu MQTT/TLS, PrusaLink HTTP) with a control API, until stopped.
-    Simulate(printfarmd::sim::cli::SimulateArgs),
+    Simulate(printfarmd_sim::cli::SimulateArgs),
     /// Load test: simulator and daemon as separate processes, printers printing, WebSocket
     /// and REST clients; prints a JSON summary, fails if a job is lost or duplicated.
-    Loadtest(printfarmd::loadtest::LoadtestArgs),
+    Loadtest(printfarmd_loadtest::LoadtestArgs),
     /// Write a consistent copy of the database to FILE (SQLite's online backup API),
     /// also while the daemon runs. Restore: stop the daemon, copy FILE over the
     /// database file, start it.
@@ -166,7 +168,7 @@ fn main() -> ExitCode {
             octoprint,
             moonraker,
             control,
-        } => demo(printfarmd::demo::DemoOptions {
+        } => demo(demo::DemoOptions {
             bind,
             database,
             bambu,
@@ -175,8 +177,8 @@ fn main() -> ExitCode {
             moonraker,
             control,
         }),
-        Command::Simulate(args) => printfarmd::sim::cli::run(args),
-        Command::Loadtest(args) => printfarmd::loadtest::run(args),
+        Command::Simulate(args) => printfarmd_sim::cli::run(args),
+        Command::Loadtest(args) => printfarmd_loadtest::run(args),
         Command::Backup { file } => backup(cli.config, &file),
         Command::Pin {
             action: PinCommand::Reset { printer_id },
@@ -300,11 +302,8 @@ fn runtime<F: std::future::Future>(f: F) -> F::Output {
     .block_on(f)
 }
 
-fn demo(opts: printfarmd::demo::DemoOptions) -> anyhow::Result<()> {
-    runtime(printfarmd::demo::run(
-        opts,
-        printfarmd::app::shutdown_signal(),
-    ))
+fn demo(opts: demo::DemoOptions) -> anyhow::Result<()> {
+    runtime(demo::run(opts, printfarmd::app::shutdown_signal()))
 }
 
 fn run(path: Option<PathBuf>) -> anyhow::Result<()> {

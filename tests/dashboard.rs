@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use printfarmd::sim::{Action, SimFarm, Style};
+use printfarmd_sim::{Action, SimFarm, Style};
 
 #[path = "daemon/harness.rs"]
 #[allow(dead_code)]

@@ -14,7 +14,7 @@ use printfarmd::printers::{
     ConnectionState as C, PrinterActor, PrinterEvent, PrinterState as S, SetPin, Stop,
     start_printer_tuned,
 };
-use printfarmd::sim::{Action, SimError, SimFarm, SimFarmBuilder, Style};
+use printfarmd_sim::{Action, SimError, SimFarm, SimFarmBuilder, Style};
 
 fn farm() -> SimFarmBuilder {
     SimFarm::builder()

@@ -14,7 +14,7 @@ use printfarmd::domain::PrinterType;
 use printfarmd::printers::{
     ConnectionState as C, PrinterState as S, Stop, Tuning, start_printer_tuned,
 };
-use printfarmd::sim::{Action, SimFarm, Style};
+use printfarmd_sim::{Action, SimFarm, Style};
 use tokio::net::TcpListener;
 
 const CLOSED: usize = 20;

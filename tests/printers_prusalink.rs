@@ -11,7 +11,7 @@ use printfarmd::printers::{
     ConnectionState as C, PrinterActor, PrinterEvent, PrinterState as S, PrinterStatus, Stop,
     start_printer_tuned,
 };
-use printfarmd::sim::{Action, SimFarm, SimFarmBuilder};
+use printfarmd_sim::{Action, SimFarm, SimFarmBuilder};
 use serde_json::json;
 use tokio::sync::watch;
 use warp::Filter;

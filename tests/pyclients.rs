@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use printfarmd::sim::{SimFarm, Style};
+use printfarmd_sim::{SimFarm, Style};
 
 /// How long the client script may run (its own waits are 30 s each at most).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -7,7 +7,7 @@ mod sim_common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use printfarmd::sim::{Action, SimFarm, Style};
+use printfarmd_sim::{Action, SimFarm, Style};
 use rumqttc::ConnectReturnCode;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
@@ -267,7 +267,7 @@ async fn garbage_arrives_as_a_malformed_payload_and_silence_holds_reports_back()
             break;
         }
     }
-    let before = printfarmd::sim::unix_ms();
+    let before = printfarmd_sim::unix_ms();
     farm.control(&p.id, Action::Silence { seconds: 1 })
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use printfarmd::sim::{Action, SimError, Style};
+use printfarmd_sim::{Action, SimError, Style};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use sim_common::{GUARD, Seen, connect, quick};

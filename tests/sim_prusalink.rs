@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use diqwest::WithDigestAuth;
 use md5::{Digest, Md5};
-use printfarmd::sim::{Action, SimFarm, SimPrinterInfo};
+use printfarmd_sim::{Action, SimFarm, SimPrinterInfo};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use sim_common::{GUARD, quick};

@@ -5,7 +5,8 @@
 //! then waits for the printer's answer: 202 with the command id when the printer took it
 //! (the job follows through the normal status path), 502 with the printer's refusal, 504
 //! when it did not answer within `ACK_TIMEOUT`, 503 when its connection is not running.
-//! A cancel the printer took marks the open job, so that it ends `cancelled` with
+//! A cancel marks the open job before the command is sent (the mark is withdrawn if the
+//! printer refuses it), so that it ends `cancelled` with
 //! `end_reason: "cancelled from printfarmd"`.
 
 use serde_json::json;
@@ -65,6 +66,22 @@ pub async fn control(id: String, action: String, st: AppState) -> Result<impl Re
             kind.as_str()
         )));
     }
+    // A cancel marks the open job before the command leaves: the printer's "cancelled"
+    // status can reach the JobCreator before this handler hears the acknowledgement, and
+    // the mark must already be there (one mailbox, so the mark is ahead of that status).
+    let job_id = live.and_then(|l| l.job_id);
+    let mark = |withdrawn: bool| {
+        if kind == ControlKind::Cancel
+            && let Some(job_id) = &job_id
+        {
+            st.creator.do_send(CancelledFromApi {
+                printer_id: printer_id.clone(),
+                job_id: job_id.clone(),
+                withdrawn,
+            });
+        }
+    };
+    mark(false);
     let command_id = format!("cmd_{:016x}", rand::random::<u64>());
     let (reply, answer) = oneshot::channel();
     st.manager.do_send(SendControl {
@@ -86,28 +103,25 @@ pub async fn control(id: String, action: String, st: AppState) -> Result<impl Re
         ))),
         Ok(Ok(r)) => r,
     };
+    // A cancel the printer refused (or never got) withdraws the mark; one it may have
+    // taken without answering keeps it.
+    if matches!(
+        result,
+        Err(ControlError::NotAllowed(_) | ControlError::Refused(_) | ControlError::Unavailable(_))
+    ) {
+        mark(true);
+    }
     match result {
-        Ok(()) => {
-            let job_id = live.and_then(|l| l.job_id);
-            if kind == ControlKind::Cancel
-                && let Some(job_id) = &job_id
-            {
-                st.creator.do_send(CancelledFromApi {
-                    printer_id: printer_id.clone(),
-                    job_id: job_id.clone(),
-                });
-            }
-            Ok(warp::reply::with_status(
-                warp::reply::json(&json!({
-                    "status": "accepted",
-                    "command_id": command_id,
-                    "command": kind.as_str(),
-                    "printer_id": printer_id.as_str(),
-                    "job_id": job_id.as_ref().map(|j| j.as_str()),
-                })),
-                StatusCode::ACCEPTED,
-            ))
-        }
+        Ok(()) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({
+                "status": "accepted",
+                "command_id": command_id,
+                "command": kind.as_str(),
+                "printer_id": printer_id.as_str(),
+                "job_id": job_id.as_ref().map(|j| j.as_str()),
+            })),
+            StatusCode::ACCEPTED,
+        )),
         Err(ControlError::NotAllowed(m)) => Err(conflict(m)),
         Err(ControlError::Refused(m)) => {
             Err(ApiError::new(StatusCode::BAD_GATEWAY, "printer_refused", m).reject())

@@ -125,6 +125,8 @@ impl JobCreator {
 pub struct CancelledFromApi {
     pub printer_id: PrinterId,
     pub job_id: JobId,
+    /// The printer refused the cancel (or never got it): drop the mark.
+    pub withdrawn: bool,
 }
 
 impl Handler<CancelledFromApi> for JobCreator {
@@ -133,7 +135,9 @@ impl Handler<CancelledFromApi> for JobCreator {
         // Bounded by the open jobs: marks of jobs that closed or went away are dropped.
         let open = &self.open;
         self.cancelled_from_api.retain(|j| open.contains_key(j));
-        if self.open_job_id(&m.printer_id).as_ref() == Some(&m.job_id) {
+        if m.withdrawn {
+            self.cancelled_from_api.remove(&m.job_id);
+        } else if self.open_job_id(&m.printer_id).as_ref() == Some(&m.job_id) {
             self.cancelled_from_api.insert(m.job_id);
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use printfarmd::sim::{SimFarm, Style};
+use printfarmd_sim::{SimFarm, Style};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use printfarmd::sim::{Action, Style};
+use printfarmd_sim::{Action, Style};
 use serde_json::{Value, json};
 
 use crate::rig::{self, Rig, farm, p1, print, prusa, statuses, x1};

@@ -3,7 +3,7 @@
 //! endpoints) printers over real sockets; the job follows through the normal status
 //! path; wrong states get 409, a silent printer 504, a refusing printer 502.
 
-use printfarmd::sim::Action;
+use printfarmd_sim::Action;
 use serde_json::Value;
 
 use crate::rig::{self, Rig, print, prusa, x1};

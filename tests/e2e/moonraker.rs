@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use printfarmd::sim::Action;
+use printfarmd_sim::Action;
 use serde_json::json;
 
 use crate::rig::{self, Rig, farm, print, statuses};
 
-fn moon(n: usize) -> printfarmd::sim::SimFarmBuilder {
+fn moon(n: usize) -> printfarmd_sim::SimFarmBuilder {
     farm().moonraker(n)
 }
 

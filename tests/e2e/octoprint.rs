@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use printfarmd::sim::Action;
+use printfarmd_sim::Action;
 use serde_json::json;
 
 use crate::rig::{self, Rig, farm, print, statuses};
 
-fn octo(n: usize) -> printfarmd::sim::SimFarmBuilder {
+fn octo(n: usize) -> printfarmd_sim::SimFarmBuilder {
     farm().octoprint(n)
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use printfarmd::sim::Style;
+use printfarmd_sim::Style;
 use serde_json::{Value, json};
 
 use crate::harness::Daemon;
@@ -274,7 +274,7 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
     }
 
     // A printer sending garbage: skipped, counted by printer type.
-    r.act("bambu_1", printfarmd::sim::Action::Garbage).await;
+    r.act("bambu_1", printfarmd_sim::Action::Garbage).await;
     let text = eventually(
         "a skipped payload on /metrics",
         async || {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use printfarmd::sim::Action;
+use printfarmd_sim::Action;
 use serde_json::{Value, json};
 use warp::Filter;
 
@@ -247,7 +247,7 @@ async fn absurd_prusalink_times_are_dropped_and_unusable_printers_show_error() {
     ));
     toml.push_str(&printer_toml("garbage", port, "k"));
     let sim = farm()
-        .bambu(1, printfarmd::sim::Style::P1)
+        .bambu(1, printfarmd_sim::Style::P1)
         .start()
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use printfarmd::sim::{Action, SimPrinterInfo, Style};
+use printfarmd_sim::{Action, SimPrinterInfo, Style};
 use serde_json::{Value, json};
 
 use crate::rig::{self, Rig, farm, print, prusa, x1};
@@ -62,8 +62,12 @@ async fn every_lifecycle_state_reaches_get_printers_and_the_websocket() {
         .await;
     for id in ["bambu_1", "prusa_1"] {
         r.act(id, print("lamp_shade.3mf", 40)).await;
+        // The job is listed, and named in `current_print`, once its creation is committed
+        // (a moment after the printing status).
         let p = r
-            .wait_printer(id, "printing", |p| p["state"] == "printing")
+            .wait_printer(id, "printing with its job", |p| {
+                p["state"] == "printing" && p["current_print"]["job_id"].is_string()
+            })
             .await;
         let cp = &p["current_print"];
         let jobs = r.jobs(&format!("printer_id={id}")).await;

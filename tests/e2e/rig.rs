@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use printfarmd::sim::{Action, SimError, SimFarm, SimFarmBuilder, SimStatus, Style};
+use printfarmd_sim::{Action, SimError, SimFarm, SimFarmBuilder, SimStatus, Style};
 use serde_json::Value;
 
 use crate::harness::Daemon;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use printfarmd::sim::Action;
+use printfarmd_sim::Action;
 use serde_json::json;
 
 use crate::harness::Daemon;

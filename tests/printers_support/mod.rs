@@ -10,7 +10,7 @@ use actix::prelude::*;
 use printfarmd::config::{PrinterConfig, Secret, Settings};
 use printfarmd::domain::{PrinterId, PrinterType};
 use printfarmd::printers::{PrinterEvent, PrinterStatus, Tuning};
-use printfarmd::sim::SimPrinterInfo;
+use printfarmd_sim::SimPrinterInfo;
 use tokio::sync::{mpsc, watch};
 
 /// Longest wait for any one expected event. Only a failure guard: a passing run sees

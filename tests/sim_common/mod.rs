@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use printfarmd::sim::{SimFarm, SimFarmBuilder, SimPrinterInfo};
+use printfarmd_sim::{SimFarm, SimFarmBuilder, SimPrinterInfo};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS,
     TlsConfiguration, Transport,

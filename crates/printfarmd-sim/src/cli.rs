@@ -118,9 +118,33 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         if let Some(path) = &args.write_config {
             println!("  config written to {}", path.display());
         }
-        crate::app::shutdown_signal().await;
+        shutdown_signal().await;
         println!("printfarmd simulate: stopping");
         farm.shutdown().await;
         Ok(())
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM: how `printfarmd simulate` is stopped.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the simulator");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -22,7 +22,11 @@ use tokio::sync::watch;
 
 use super::hist::Hist;
 use super::prints::Control;
-use crate::broadcast::STATUS_EVENT_INTERVAL;
+
+/// Least time between two `printer_status` events of one printer: the daemon's
+/// documented rate (design.md §4, `broadcast::STATUS_EVENT_INTERVAL` there). The harness is
+/// a client of the daemon and knows it as a client would, from the contract.
+const STATUS_EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Printers whose statuses are timed. Every status of 50 printers is plenty of samples
 /// (~50 a second per client) and keeps the clients' memory small at 2,000 printers.
