@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::printers::status::{PrinterState, PrinterStatus, Temperatures};
+use crate::domain::{PrinterState, PrinterStatus, Temperatures};
 
 /// `print_error` values that mean the user cancelled the print: `0300_400C` ("task
 /// cancelled") and `0500_400E` ("printing was cancelled"), protocols.md §2.10.
