@@ -28,10 +28,13 @@ use std::collections::VecDeque;
 
 use chrono::Duration;
 
-use crate::domain::MAX_NAME_LEN;
 use crate::domain::{ConnectionState, JobId, JobStatus, PrinterState, PrinterStatus, PrinterType};
 use crate::printers::sanitize;
 use crate::time::Timestamp;
+
+mod names;
+use names::{cap_name, is_active, knows_state, progress_of, remaining_of};
+pub use names::{display_name, finite_progress, same_file};
 
 /// Printer-reported start times of one print differ by at most this (design.md §2).
 pub const START_TIME_TOLERANCE: Duration = Duration::minutes(5);
@@ -49,36 +52,6 @@ pub const RECENT_MAX: usize = 4;
 pub const UNKNOWN_FILE: &str = "unknown";
 /// Progress at or above which a print that ended unseen is taken as completed.
 pub const COMPLETED_PROGRESS: f64 = 99.0;
-
-/// Whether a status shows a print under way (`preparing` counts once a file is known).
-fn is_active(s: &PrinterStatus) -> bool {
-    match s.state {
-        PrinterState::Printing | PrinterState::Paused => true,
-        PrinterState::Preparing => s.filename.is_some(),
-        _ => false,
-    }
-}
-
-/// The status's progress, except while a print is being prepared: then progress and
-/// remaining time are whatever the previous print left (Bambu deltas keep stale fields,
-/// protocols.md §2.7); they say nothing of this print, and a stale 100 followed by a
-/// real 5 would look like a restart.
-fn progress_of(s: &PrinterStatus) -> Option<f64> {
-    (s.state != PrinterState::Preparing)
-        .then_some(s.progress)
-        .flatten()
-}
-
-fn remaining_of(s: &PrinterStatus) -> Option<i64> {
-    (s.state != PrinterState::Preparing)
-        .then_some(s.remaining_s)
-        .flatten()
-}
-
-/// Whether the status says what the printer is doing (not `unknown` or `error`).
-fn knows_state(s: &PrinterStatus) -> bool {
-    !matches!(s.state, PrinterState::Unknown | PrinterState::Error)
-}
 
 /// What identifies a print and what was last seen of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -459,36 +432,6 @@ impl PrinterTracker {
             self.recent.truncate(RECENT_MAX);
         }
     }
-}
-
-/// Progress as the history stores it: finite, within 0–100 (a NaN is no progress).
-pub fn finite_progress(p: Option<f64>) -> Option<f64> {
-    p.filter(|p| p.is_finite()).map(|p| p.clamp(0.0, 100.0))
-}
-
-/// A name as the history stores it: at most `MAX_NAME_LEN` characters, cut with a
-/// marker (the drivers' boundary check already did this; this is defence in depth).
-fn cap_name(s: String) -> String {
-    sanitize::cap_text(&s, MAX_NAME_LEN).unwrap_or(s)
-}
-
-/// Whether two file names name the same file: equal after stripping folders
-/// (`cache/x.3mf` = `x.3mf`), or equal without their print-file extension
-/// (`x.gcode.3mf` = `x.3mf`). Case matters.
-pub fn same_file(a: &str, b: &str) -> bool {
-    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
-    base(a) == base(b) || display_name(a) == display_name(b)
-}
-
-/// `bracket_v3.gcode.3mf` → `bracket_v3`.
-pub fn display_name(filename: &str) -> String {
-    let base = filename.rsplit('/').next().unwrap_or(filename);
-    for ext in [".gcode.3mf", ".3mf", ".gcode", ".bgcode"] {
-        if let Some(s) = base.strip_suffix(ext) {
-            return s.to_owned();
-        }
-    }
-    base.to_owned()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use super::sample::Sample;
 use super::*;
+use crate::domain::MAX_NAME_LEN;
 use crate::time;
 use proptest::prelude::*;
 
