@@ -309,3 +309,82 @@ pub fn apply_patch(job: &mut Job, patch: JobPatch, now: Timestamp) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running job that started ten minutes before `now`.
+    fn running(now: Timestamp) -> Job {
+        Job {
+            id: JobId::generate(),
+            printer_id: PrinterId::new("p").unwrap(),
+            printer_type: PrinterType::Bambu,
+            job_name: "cube".into(),
+            filename: "cube.3mf".into(),
+            status: JobStatus::Running,
+            progress: 40.0,
+            start_time: Some(now - chrono::Duration::seconds(600)),
+            end_time: None,
+            estimated_duration: None,
+            actual_duration: None,
+            customer_info: Default::default(),
+            notes: None,
+            end_reason: None,
+            created_at: now,
+            updated_at: now,
+            printer_job_id: None,
+            printer_start_time: None,
+        }
+    }
+
+    #[test]
+    fn completing_by_hand_fills_end_duration_and_progress() {
+        let now = time::parse("2026-05-01T10:00:00Z").unwrap();
+        let mut j = running(now);
+        let patch = JobPatch {
+            status: Some(JobStatus::Completed),
+            ..Default::default()
+        };
+        apply_patch(&mut j, patch, now).unwrap();
+        assert_eq!(j.end_time, Some(now));
+        assert_eq!(j.actual_duration, Some(600));
+        assert_eq!(j.progress, 100.0);
+    }
+
+    #[test]
+    fn an_edit_refuses_bad_values_naming_the_field() {
+        let now = time::parse("2026-05-01T10:00:00Z").unwrap();
+        let mut j = running(now);
+        let e = apply_patch(
+            &mut j,
+            JobPatch {
+                progress: Some(101.0),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("progress"));
+        let e = apply_patch(
+            &mut j,
+            JobPatch {
+                end_time: Some(Some("2000-01-01T00:00:00Z".into())),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("before start_time"));
+        let e = apply_patch(
+            &mut j,
+            JobPatch {
+                start_time: Some(Some("soon".into())),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("start_time"));
+    }
+}
