@@ -10,7 +10,7 @@
 //! - `bambu_report/delta`: the same for a delta onto a complete document;
 //! - `bambu_report/normalise`: `BambuState::fill`, the document turned into the
 //!   normalised `PrinterStatus` every driver produces;
-//! - `bambu_report/delta_to_observation`: delta + normalise + `observation()`, what one
+//! - `bambu_report/delta_to_status`: delta + normalise into the `PrinterStatus`, what one
 //!   P1 report costs before it reaches the JobCreator.
 //!
 //! Run: `cargo bench --bench bambu -- --warm-up-time 1 --measurement-time 3`
@@ -91,13 +91,13 @@ fn bambu(c: &mut Criterion) {
         let mut s = status.clone();
         b.iter(|| complete.fill(black_box(&mut s)))
     });
-    g.bench_function("delta_to_observation", |b| {
+    g.bench_function("delta_to_status", |b| {
         let mut st = complete.clone();
         let mut s = status.clone();
         b.iter(|| {
             st.apply_bytes(black_box(&delta), MAX_REPORT_BYTES).unwrap();
             st.fill(&mut s);
-            black_box(s.observation())
+            black_box(&s);
         })
     });
     g.finish();

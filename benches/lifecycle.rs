@@ -4,32 +4,25 @@
 //! its progress moved. Target (design.md §8): ≤ 20 µs of CPU for that whole path (the
 //! seed promises < 1 ms). Measured here, in the order a status travels:
 //!
-//! - `status_to_observation`: `PrinterStatus::observation()`, the normalised status
-//!   reduced to what the lifecycle needs;
 //! - `tracker_observe_matching`: `PrinterTracker::observe` with an open print, the
-//!   decision alone (`Decision::Continue`);
-//! - `job_creator_matching_*`: the JobCreator's `Observe` handler body with no actor
-//!   around it — tracker look-up, decision, cached job update and the progress
-//!   dirty-set bookkeeping (the write itself is batched once a second, not per status).
+//!   decision alone (`Decision::Continue`), reading the `PrinterStatus` as it is;
+//! - `job_book_matching_*`: `JobBook::on_status`, the JobCreator's whole decision for a
+//!   status — printer look-up, decision, cached job update and the progress dirty-set
+//!   bookkeeping (the write itself is batched once a second, not per status). The
+//!   JobCreator's shell around it adds the live view and the `printer_status` event.
 //!
 //! Run: `cargo bench --bench lifecycle -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::time::Instant;
 
-use actix::Actor;
 use chrono::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
-use printfarmd::broadcast::Broadcaster;
-use printfarmd::config::Settings;
 use printfarmd::domain::{JobId, JobStatus, PrinterId, PrinterType};
-use printfarmd::health::Health;
-use printfarmd::jobs::creator::Observe;
+use printfarmd::jobs::Job;
+use printfarmd::jobs::book::{JobBook, Now};
 use printfarmd::jobs::lifecycle::{Decision, PrintRecord, PrinterTracker};
-use printfarmd::jobs::{Job, JobCreator};
 use printfarmd::printers::{ConnectionState, PrinterState, PrinterStatus, Temperatures};
-use printfarmd::registry::PrinterRegistry;
-use printfarmd::store;
 use printfarmd::time::{self, Timestamp};
 
 const FILE: &str = "bracket_v3.gcode.3mf";
@@ -105,18 +98,10 @@ fn running_job(printer: &PrinterId, start: Timestamp) -> Job {
     }
 }
 
-fn status_to_observation(c: &mut Criterion) {
-    let printer = PrinterId::new("bambu_001").unwrap();
-    let status = printing_status(&printer, time::now(), 41.0);
-    c.bench_function("status_to_observation", |b| {
-        b.iter(|| black_box(&status).observation())
-    });
-}
-
 fn tracker_observe_matching(c: &mut Criterion) {
     let printer = PrinterId::new("bambu_001").unwrap();
     let start = time::now();
-    let obs = printing_status(&printer, start, 41.0).observation();
+    let obs = printing_status(&printer, start, 41.0);
     let mut tracker = PrinterTracker::with_open(Some(open_record(JobId::generate(), start)));
     // The first status after start is special (discovered_on_startup); measure the rest.
     assert!(matches!(
@@ -128,68 +113,34 @@ fn tracker_observe_matching(c: &mut Criterion) {
     });
 }
 
-/// A JobCreator over a real database with one running job on `printer`, re-adopted at
-/// start as after a restart. Its Broadcaster is never run: a progress-only status
-/// publishes nothing (progress is published by the once-a-second flush).
-fn creator_with_open_job(
-    printer: &PrinterId,
-    start: Timestamp,
-) -> (JobCreator, actix::SystemRunner, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let conn = store::open_writer(&dir.path().join("bench.db")).unwrap();
-    store::jobs::insert(&conn, &running_job(printer, start)).unwrap();
-    let system = actix::System::new();
-    let broadcaster = system.block_on(async { Broadcaster::new().start() });
-    let settings = tokio::sync::watch::channel(Settings {
-        job_creation_auto_create: true,
-        monitoring_interval: 30,
-    })
-    .0;
-    let creator = JobCreator::new(
-        conn,
-        broadcaster,
-        settings,
-        PrinterRegistry::default(),
-        printfarmd::printers::view::LiveStates::default(),
-        Arc::new(Health::default()),
-    );
-    (creator, system, dir)
-}
-
-fn job_creator_matching(c: &mut Criterion) {
+fn job_book_matching(c: &mut Criterion) {
     let printer = PrinterId::new("bambu_001").unwrap();
     let start = time::now();
-    let (mut creator, system, _dir) = creator_with_open_job(&printer, start);
+    // One running job, re-adopted as after a restart.
+    let mut book = JobBook::new(Instant::now());
+    book.adopt(vec![running_job(&printer, start)]);
     // Two statuses whose progress alternates, so every status moves the progress (the
     // dirty-set path) without ever looking like a restart.
     let statuses = [
         printing_status(&printer, start, 41.0),
         printing_status(&printer, start, 41.5),
     ];
-    let observe = |s: &PrinterStatus| Observe {
-        printer_id: s.printer_id.clone(),
-        printer_type: s.printer_type,
-        observation: s.observation(),
-    };
-    creator.handle_observe(&observe(&statuses[0]));
+    book.on_status(Now::real(), &statuses[0], true);
+    book.confirm();
 
-    let mut group = c.benchmark_group("job_creator_matching");
+    let mut group = c.benchmark_group("job_book_matching");
     let mut i = 0usize;
     group.bench_function("progress_moved", |b| {
         b.iter(|| {
             i += 1;
-            // What the actor does with a PrinterStatus: reduce it, then handle it.
-            creator.handle_observe(&observe(black_box(&statuses[i & 1])));
+            let plan = book.on_status(Now::real(), black_box(&statuses[i & 1]), true);
+            assert!(plan.writes.is_empty());
         })
     });
     group.bench_function("unchanged", |b| {
-        b.iter(|| creator.handle_observe(&observe(black_box(&statuses[i & 1]))))
+        b.iter(|| book.on_status(Now::real(), black_box(&statuses[i & 1]), true))
     });
     group.finish();
-    drop(creator);
-    // Dropping the never-run System would poll its actors outside a runtime; the
-    // process ends right after the benchmarks anyway.
-    std::mem::forget(system);
 }
 
 criterion_group! {
@@ -199,6 +150,6 @@ criterion_group! {
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3))
         .sample_size(50);
-    targets = status_to_observation, tracker_observe_matching, job_creator_matching
+    targets = tracker_observe_matching, job_book_matching
 }
 criterion_main!(benches);

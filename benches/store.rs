@@ -28,8 +28,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, TimeZone, Utc};
 use criterion::Criterion;
+use printfarmd::domain::Job;
 use printfarmd::domain::{JobId, JobStatus, PrinterId, PrinterType};
-use printfarmd::jobs::Job;
 use printfarmd::store::{self, JobQuery};
 use printfarmd::time::{self, Timestamp};
 use rand::rngs::StdRng;

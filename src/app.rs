@@ -18,14 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
-use crate::broadcast::{Broadcaster, CloseAll};
+use crate::broadcast::view::LiveStates;
+use crate::broadcast::{Broadcaster, CloseAll, CloseReason};
 use crate::config::Config;
 use crate::health::Health;
 use crate::jobs::JobCreator;
-use crate::jobs::auto::PROGRESS_TICK;
-use crate::jobs::creator::{Shutdown, Tick};
+use crate::jobs::creator::Shutdown;
 use crate::printers::manager::{PrinterManager, StartPrinter, StopAll};
-use crate::printers::view::LiveStates;
 use crate::registry::{Entry, ManagedBy, PrinterRegistry};
 use crate::store::{self, ReadPool};
 use crate::watchdog;
@@ -34,7 +33,7 @@ use crate::watchdog;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reason sent to WebSocket clients when the daemon stops.
-pub const SHUTDOWN_REASON: &str = "printfarmd is shutting down";
+pub use crate::broadcast::client::SHUTDOWN_REASON;
 
 pub async fn run(
     config: Config,
@@ -124,22 +123,8 @@ pub async fn run(
             JobCreator::new(conn, broadcaster, settings_tx, printers, live, health).watching(files)
         })
     };
-    {
-        let creator = creator.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PROGRESS_TICK);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                every.tick().await;
-                // Waits its turn in a busy mailbox (with try_send, a mailbox full of
-                // statuses dropped every other tick at 2,000 printers, and the flushes
-                // doubled in size).
-                if creator.send(Tick).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    // (No progress ticker: the JobCreator sets a timer for the progress it has to write,
+    // and none while nothing moved — `jobs/book/progress.rs`.)
 
     // One actor per printer; statuses go to the JobCreator.
     let manager = PrinterManager::new(settings_rx.clone(), creator.clone().recipient()).start();
@@ -228,7 +213,7 @@ pub async fn run(
         // From here the actors stop on purpose.
         watchdog.abort();
         crate::ops::notify::stopping();
-        broadcaster.do_send(CloseAll(SHUTDOWN_REASON));
+        broadcaster.do_send(CloseAll(CloseReason::Shutdown));
         manager.do_send(StopAll);
         if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
             tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; stopping anyway");

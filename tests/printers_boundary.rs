@@ -9,16 +9,16 @@ use std::sync::Arc;
 use actix::Actor;
 use chrono::{DateTime, Duration, Utc};
 use printfarmd::broadcast::Broadcaster;
+use printfarmd::broadcast::view::LiveStates;
+use printfarmd::config::PrinterConfig;
 use printfarmd::config::Settings;
+use printfarmd::domain::{ConnectionState, PrinterState};
 use printfarmd::domain::{PrinterId, PrinterType};
 use printfarmd::health::Health;
-use printfarmd::jobs::creator::Observe;
-use printfarmd::jobs::lifecycle::{Observation, ObservedState};
 use printfarmd::jobs::{Job, JobCreator};
 use printfarmd::printers::bambu::state::BambuState;
-use printfarmd::printers::view::LiveStates;
 use printfarmd::printers::{PrinterStatus, sanitize};
-use printfarmd::registry::PrinterRegistry;
+use printfarmd::registry::{Entry, ManagedBy, PrinterRegistry};
 use printfarmd::store::{self, jobs::JobQuery};
 use printfarmd::time::Timestamp;
 use proptest::prelude::*;
@@ -29,6 +29,7 @@ use serde_json::json;
 /// drives it), and a reader of the same file.
 struct Creator {
     creator: JobCreator,
+    registry: PrinterRegistry,
     reader: rusqlite::Connection,
     _system: actix::SystemRunner,
     _arbiter: actix::Arbiter,
@@ -49,16 +50,18 @@ fn creator() -> Creator {
         monitoring_interval: 30,
     })
     .0;
+    let registry = PrinterRegistry::default();
     let creator = JobCreator::new(
         conn,
         broadcaster,
         settings,
-        PrinterRegistry::default(),
+        registry.clone(),
         LiveStates::default(),
         Arc::new(Health::default()),
     );
     Creator {
         creator,
+        registry,
         reader: store::open_reader(&path).unwrap(),
         _system: system,
         _arbiter: arbiter,
@@ -67,12 +70,29 @@ fn creator() -> Creator {
 }
 
 impl Creator {
-    fn observe(&mut self, printer: &str, obs: Observation) {
-        self.creator.handle_observe(&Observe {
-            printer_id: PrinterId::new(printer).unwrap(),
-            printer_type: obs.printer_type,
-            observation: obs,
-        });
+    /// What the JobCreator's `PrinterEvent::Status` handler runs, then the commit its
+    /// `Commit` message would make (outside an actor nothing sends it).
+    fn observe(&mut self, status: PrinterStatus) {
+        let id = status.printer_id.clone();
+        if self.registry.get(id.as_str()).is_none() {
+            self.registry.insert(Entry {
+                config: PrinterConfig {
+                    id,
+                    kind: status.printer_type,
+                    name: None,
+                    host: "127.0.0.1".into(),
+                    port: None,
+                    serial: Some("S".into()),
+                    access_code: None,
+                    username: None,
+                    password: None,
+                    api_key: None,
+                },
+                managed_by: ManagedBy::Api,
+            });
+        }
+        self.creator.on_status(status);
+        self.creator.commit();
     }
 
     /// Every job of `printer`, oldest first, read back from the file.
@@ -112,7 +132,7 @@ fn x1_prints(linger: bool) -> Vec<Job> {
         let now = base + Duration::seconds(at);
         status.observed_at = now;
         sanitize::check(&mut status, now);
-        c.observe("x1", status.observation());
+        c.observe(status.clone());
     };
     let unix = |at: i64| (base + Duration::seconds(at)).timestamp().to_string();
     let mut start = "0".to_owned();
@@ -198,10 +218,10 @@ fn consecutive_x1_prints_through_the_job_creator_start_with_their_own_print() {
     }
 }
 
-fn any_observation(base: Timestamp) -> impl Strategy<Value = Observation> {
-    use ObservedState::*;
+fn any_observation(base: Timestamp) -> impl Strategy<Value = PrinterStatus> {
+    use PrinterState::*;
     let state = prop::sample::select(vec![
-        Idle, Preparing, Printing, Paused, Finished, Failed, Cancelled, Unknown,
+        Idle, Preparing, Printing, Paused, Finished, Failed, Cancelled, Error, Unknown,
     ]);
     let time = any::<i64>().prop_map(|s| {
         DateTime::from_timestamp(
@@ -231,24 +251,24 @@ fn any_observation(base: Timestamp) -> impl Strategy<Value = Observation> {
     )
         .prop_map(
             move |((state, file, id, first), (start, elapsed, progress, remaining), at)| {
-                Observation {
-                    printer_type: if id == 2 {
-                        PrinterType::Prusalink
-                    } else {
-                        PrinterType::Bambu
-                    },
-                    connected: true,
-                    state,
-                    filename: (file > 0).then(|| "é".repeat(usize::from(file) * 300)),
-                    job_name: (file == 2).then(|| "n".repeat(2000)),
-                    printer_job_id: (id > 0).then(|| format!("{id}")),
-                    printer_start_time: start,
-                    elapsed_s: elapsed,
-                    progress,
-                    remaining_s: remaining,
-                    first_after_connect: first,
-                    at: base + Duration::seconds(at),
-                }
+                let kind = if id == 2 {
+                    PrinterType::Prusalink
+                } else {
+                    PrinterType::Bambu
+                };
+                let id_of_case = PrinterId::new("p").unwrap();
+                let mut s = PrinterStatus::unknown(id_of_case, kind, base + Duration::seconds(at));
+                s.connection = ConnectionState::Connected;
+                s.state = state;
+                s.filename = (file > 0).then(|| "é".repeat(usize::from(file) * 300));
+                s.job_name = (file == 2).then(|| "n".repeat(2000));
+                s.printer_job_id = (id > 0).then(|| format!("{id}"));
+                s.printer_start_time = start;
+                s.elapsed_s = elapsed;
+                s.progress = progress;
+                s.remaining_s = remaining;
+                s.first_after_connect = first;
+                s
             },
         )
 }
@@ -274,8 +294,9 @@ fn no_observation_makes_the_job_creator_panic_or_store_an_unreadable_row() {
                 format!("p{n}")
             };
             let mut c = c.borrow_mut();
-            for obs in seq {
-                c.observe(&printer, obs);
+            for mut status in seq {
+                status.printer_id = PrinterId::new(printer.as_str()).unwrap();
+                c.observe(status);
             }
             for j in c.jobs(&printer) {
                 prop_assert!(j.progress.is_finite() && (0.0..=100.0).contains(&j.progress));

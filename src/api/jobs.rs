@@ -7,8 +7,8 @@ use warp::{Filter, Rejection, Reply};
 
 use super::{ApiError, AppState, body, reject_err, with_state};
 use crate::domain::JobStatus;
+use crate::domain::{Job, JobPatch, NewJob};
 use crate::jobs::creator::{CreateJob, DeleteJob, UpdateJob};
-use crate::jobs::{Job, JobPatch, NewJob};
 use crate::store::{self, JobQuery, StoreError};
 use crate::time;
 

@@ -29,11 +29,11 @@ use tokio::sync::watch;
 use warp::{Filter, Rejection, Reply};
 
 use crate::broadcast::Broadcaster;
+use crate::broadcast::view::LiveStates;
 use crate::config::Settings;
 use crate::health::Health;
 use crate::jobs::JobCreator;
 use crate::printers::manager::PrinterManager;
-use crate::printers::view::LiveStates;
 use crate::registry::PrinterRegistry;
 use crate::store::ReadPool;
 

@@ -6,11 +6,11 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::{AppState, body, reject_err, with_state};
+use crate::broadcast::view::{self, PrinterView};
 use crate::config::{PrinterConfig, duplicate_message};
 use crate::domain::PrinterId;
 use crate::jobs::printers::{RemovePrinter, ResetPin, SavePrinter};
 use crate::printers::manager::{StartPrinter, StopPrinter};
-use crate::printers::view::{self, PrinterView};
 use crate::registry::Entry;
 use crate::store::StoreError;
 

@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::{ApiError, AppState, body, with_state};
-use crate::notify::config::{Format, WebhookConfig};
+use crate::config::notify::{Format, WebhookConfig};
 use crate::notify::{Counters, Hook, HookError, redacted_url};
 use crate::store::webhooks::HookStatus;
 

@@ -24,7 +24,7 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::{Filter, Rejection, Reply};
 
 use super::{ACTOR_TIMEOUT, AppState, auth, with_state};
-use crate::broadcast::client::TOO_SLOW_REASON;
+use crate::broadcast::CloseReason;
 use crate::broadcast::{Client, Connect, Disconnect, EventKind, Filter as EventFilter};
 use crate::domain::PrinterId;
 use crate::time;
@@ -40,9 +40,6 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Most characters of the client's own input an error reply quotes (a name, a serde
 /// message): enough to recognise it, never an echo of a big message.
 pub const MAX_ECHO_CHARS: usize = 120;
-/// Close reason for a client message over `MAX_CLIENT_MESSAGE` (code 1009).
-pub const TOO_BIG_REASON: &str =
-    "message too big: client messages are at most 65536 bytes; send smaller commands";
 /// How long the writer tries to deliver a close frame before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Least time between two writes to one client while events keep coming: bounds the
@@ -92,7 +89,7 @@ async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {
                     Some(Ok(msg)) => msg,
                     Some(Err(e)) if is_too_big(&e) => {
                         // Said once, with a reason; the writer sends it and closes.
-                        client.close(TOO_BIG_REASON);
+                        client.close(CloseReason::TooBig);
                         let _ = (&mut writer).await;
                         break true;
                     }
@@ -108,7 +105,7 @@ async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {
             _ = &mut writer => break true,
         }
     };
-    client.close("client went away");
+    client.close(CloseReason::ClientGone);
     st.broadcaster.do_send(Disconnect(client.id));
     if !writer_done {
         let _ = writer.await;
@@ -254,7 +251,7 @@ where
         };
         tokio::select! {
             biased;
-            _ = client.abort.notified() => break 'outer Some(TOO_SLOW_REASON.to_owned()),
+            _ = client.abort.notified() => break 'outer Some(CloseReason::TooSlow),
             sent = write_then_gather => if sent.is_err() { break 'outer None },
         }
         if let Some(reason) = batch.close {
@@ -262,19 +259,26 @@ where
         }
     };
     if let Some(reason) = reason {
-        let code = match reason.as_str() {
-            TOO_SLOW_REASON => CLOSE_TRY_AGAIN,
-            TOO_BIG_REASON => CLOSE_TOO_BIG,
-            _ => CLOSE_GOING_AWAY,
-        };
-        if reason == TOO_SLOW_REASON {
+        if reason == CloseReason::TooSlow {
             tracing::info!(
                 client = client.id,
                 "closing a WebSocket client that fell behind"
             );
         }
-        let _ =
-            tokio::time::timeout(CLOSE_TIMEOUT, tx.send(Message::close_with(code, reason))).await;
+        let _ = tokio::time::timeout(
+            CLOSE_TIMEOUT,
+            tx.send(Message::close_with(close_code(reason), reason.text())),
+        )
+        .await;
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, tx.close()).await;
+}
+
+/// The WebSocket close code for why a client is closed.
+fn close_code(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::TooSlow => CLOSE_TRY_AGAIN,
+        CloseReason::TooBig => CLOSE_TOO_BIG,
+        CloseReason::Shutdown | CloseReason::ClientGone => CLOSE_GOING_AWAY,
+    }
 }

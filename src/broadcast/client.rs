@@ -38,6 +38,38 @@ pub const CLIENT_REPLY_BYTES: usize = 1024 * 1024;
 /// Close reason sent to a client that fell behind.
 pub const TOO_SLOW_REASON: &str =
     "client too slow: events were dropped; reconnect and re-read /api/v1/jobs";
+/// Close reason for a client message over the WebSocket's size limit (`api::ws`).
+pub const TOO_BIG_REASON: &str =
+    "message too big: client messages are at most 65536 bytes; send smaller commands";
+/// Close reason sent to every client when the daemon stops.
+pub const SHUTDOWN_REASON: &str = "printfarmd is shutting down";
+
+/// Why a client's connection is closed. The WebSocket writer picks the close code from
+/// it (`api::ws::close_code`) and the integrations' tap tells a shutdown from an overflow
+/// by it, instead of comparing the reason texts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The daemon is stopping.
+    Shutdown,
+    /// It fell behind on job events (its queue overflowed).
+    TooSlow,
+    /// It sent a message over the size limit.
+    TooBig,
+    /// It went away itself.
+    ClientGone,
+}
+
+impl CloseReason {
+    /// The text sent in the close frame: what a person can act on.
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::Shutdown => SHUTDOWN_REASON,
+            CloseReason::TooSlow => TOO_SLOW_REASON,
+            CloseReason::TooBig => TOO_BIG_REASON,
+            CloseReason::ClientGone => "client went away",
+        }
+    }
+}
 
 /// What a client asked to receive. Empty sets mean "everything".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,7 +124,7 @@ struct State {
     pending: Vec<u32>,
     filter: Filter,
     /// Set when the client must be closed, with the reason to send.
-    close: Option<String>,
+    close: Option<CloseReason>,
 }
 
 impl State {
@@ -117,7 +149,7 @@ impl State {
 /// What the writer task takes in one go.
 pub struct Batch {
     pub messages: Vec<Arc<str>>,
-    pub close: Option<String>,
+    pub close: Option<CloseReason>,
 }
 
 pub struct Client {
@@ -176,7 +208,7 @@ impl Client {
                 _ if st.queue.len() >= CLIENT_QUEUE_CAPACITY
                     || st.queued_bytes + e.msg.len() > CLIENT_QUEUE_BYTES =>
                 {
-                    st.close = Some(TOO_SLOW_REASON.to_owned());
+                    st.close = Some(CloseReason::TooSlow);
                     crate::metrics::global().ws_dropped.inc();
                     st.queue.clear();
                     st.queued_bytes = 0;
@@ -222,10 +254,10 @@ impl Client {
     }
 
     /// Asks the writer to close the connection with `reason`.
-    pub fn close(&self, reason: &str) {
+    pub fn close(&self, reason: CloseReason) {
         let mut st = self.lock();
         if st.close.is_none() {
-            st.close = Some(reason.to_owned());
+            st.close = Some(reason);
         }
         drop(st);
         self.ready.notify_one();
@@ -254,7 +286,7 @@ impl Client {
         messages.extend(statuses.map(|s| s.2));
         Batch {
             messages,
-            close: st.close.clone(),
+            close: st.close,
         }
     }
 }
@@ -343,7 +375,7 @@ mod tests {
             assert!(c.offer(&[ev(EventKind::JobUpdated, None, &m)]));
         }
         assert!(!c.offer(&[ev(EventKind::JobUpdated, None, &m)]));
-        assert_eq!(c.take().close.as_deref(), Some(TOO_SLOW_REASON));
+        assert_eq!(c.take().close, Some(CloseReason::TooSlow));
     }
 
     #[test]
@@ -355,7 +387,7 @@ mod tests {
             assert!(c.offer(&big));
         }
         assert!(!c.offer(&big));
-        assert_eq!(c.take().close.as_deref(), Some(TOO_SLOW_REASON));
+        assert_eq!(c.take().close, Some(CloseReason::TooSlow));
         // A client that keeps reading is never closed, however much goes through it.
         let c = Client::new(2);
         for _ in 0..3 * CLIENT_QUEUE_BYTES / (1024 * 1024) {

@@ -1,5 +1,5 @@
 //! The Broadcaster: fans events out to WebSocket clients. (The REST handlers read the
-//! printers' latest statuses from `printers::view::LiveStates`, not from here.)
+//! printers' latest statuses from `broadcast::view::LiveStates`, not from here.)
 //!
 //! It is one actix actor on the System thread. Each event is serialised once, given the
 //! next sequence number, and offered to every client's outbox (`client.rs`); offering
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-pub use client::{Client, Encoded, Filter};
+pub use client::{Client, CloseReason, Encoded, Filter};
 pub use event::{Event, EventKind};
+pub mod view;
 
 use crate::domain::PrinterId;
 use crate::time;
@@ -221,7 +222,7 @@ impl Handler<Disconnect> for Broadcaster {
 /// Close every client with a reason (shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CloseAll(pub &'static str);
+pub struct CloseAll(pub CloseReason);
 
 impl Handler<CloseAll> for Broadcaster {
     type Result = ();

@@ -16,6 +16,7 @@ pub mod env;
 pub mod errors;
 #[cfg(test)]
 mod fuzz;
+pub mod notify;
 pub mod ops;
 mod printer;
 mod secret;
@@ -74,9 +75,9 @@ pub struct Config {
     pub printers: Vec<PrinterConfig>,
     /// `[[webhooks]]` and `[mqtt]` (src/notify).
     #[serde(default)]
-    pub webhooks: Vec<crate::notify::config::WebhookConfig>,
+    pub webhooks: Vec<crate::config::notify::WebhookConfig>,
     #[serde(default)]
-    pub mqtt: Option<crate::notify::config::MqttConfig>,
+    pub mqtt: Option<crate::config::notify::MqttConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,7 +325,7 @@ impl Config {
                 return Err(duplicate_message(first, &p.id, "the same host and port"));
             }
         }
-        crate::notify::config::validate(&self.webhooks, self.mqtt.as_ref())?;
+        crate::config::notify::validate(&self.webhooks, self.mqtt.as_ref())?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! The job-lifecycle state machine: from one printer's stream of observations, decide
+//! The job-lifecycle state machine: from one printer's stream of statuses, decide
 //! when a print starts, continues and ends (design.md §2). Plain values in, plain
 //! decisions out; the JobCreator executes the decisions against the database and then
 //! confirms them here (`opened`, `closed`, `progressed`), so a failed write leaves the
@@ -28,10 +28,13 @@ use std::collections::VecDeque;
 
 use chrono::Duration;
 
-use crate::domain::{JobId, JobStatus, PrinterType};
-use crate::jobs::model::MAX_NAME_LEN;
+use crate::domain::{ConnectionState, JobId, JobStatus, PrinterState, PrinterStatus, PrinterType};
 use crate::printers::sanitize;
 use crate::time::Timestamp;
+
+mod names;
+use names::{cap_name, is_active, knows_state, progress_of, remaining_of};
+pub use names::{display_name, finite_progress, same_file};
 
 /// Printer-reported start times of one print differ by at most this (design.md §2).
 pub const START_TIME_TOLERANCE: Duration = Duration::minutes(5);
@@ -49,50 +52,6 @@ pub const RECENT_MAX: usize = 4;
 pub const UNKNOWN_FILE: &str = "unknown";
 /// Progress at or above which a print that ended unseen is taken as completed.
 pub const COMPLETED_PROGRESS: f64 = 99.0;
-
-/// What the printer says it is doing, normalised across protocols.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObservedState {
-    Idle,
-    Preparing,
-    Printing,
-    Paused,
-    Finished,
-    Failed,
-    Cancelled,
-    Unknown,
-}
-
-/// One status from one printer, reduced to what the lifecycle needs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observation {
-    pub printer_type: PrinterType,
-    /// False while the printer cannot be reached: such statuses never open or close jobs.
-    pub connected: bool,
-    pub state: ObservedState,
-    /// Normalised file name (folders such as `cache/` stripped).
-    pub filename: Option<String>,
-    /// Display name, when the printer gives one.
-    pub job_name: Option<String>,
-    pub printer_job_id: Option<String>,
-    pub printer_start_time: Option<Timestamp>,
-    pub elapsed_s: Option<i64>,
-    pub progress: Option<f64>,
-    pub remaining_s: Option<i64>,
-    /// The first full status after (re)connecting: not a transition (protocols §2.8).
-    pub first_after_connect: bool,
-    pub at: Timestamp,
-}
-
-impl Observation {
-    fn is_active(&self) -> bool {
-        match self.state {
-            ObservedState::Printing | ObservedState::Paused => true,
-            ObservedState::Preparing => self.filename.is_some(),
-            _ => false,
-        }
-    }
-}
 
 /// What identifies a print and what was last seen of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,18 +123,18 @@ pub struct PrinterTracker {
     /// that status showed under way, if any.
     seen_since_start: bool,
     startup_print: Option<(Option<String>, String)>,
-    last_state: Option<ObservedState>,
+    last_state: Option<PrinterState>,
     /// The printer's own job id in the last connected status (polled printers, rule 9).
     last_job_id: Option<String>,
 }
 
-fn file_of(obs: &Observation) -> String {
+fn file_of(obs: &PrinterStatus) -> String {
     obs.filename.clone().unwrap_or_default()
 }
 
 /// Whether an observation continues `rec`. An end state is compared on identity only:
 /// printers zero their counters when a print is cancelled.
-fn same_print(rec: &PrintRecord, obs: &Observation) -> bool {
+fn same_print(rec: &PrintRecord, obs: &PrinterStatus) -> bool {
     if let (Some(a), Some(b)) = (&rec.printer_job_id, &obs.printer_job_id) {
         return a == b;
     }
@@ -188,18 +147,17 @@ fn same_print(rec: &PrintRecord, obs: &Observation) -> bool {
     if end_status(obs.state).is_some() {
         return true;
     }
-    let progress_fell = obs
-        .progress
-        .is_some_and(|p| p + RESTART_PROGRESS_DROP < rec.last_progress);
+    let progress_fell =
+        progress_of(obs).is_some_and(|p| p + RESTART_PROGRESS_DROP < rec.last_progress);
     let elapsed_fell = matches!((rec.last_elapsed, obs.elapsed_s), (Some(a), Some(b)) if b.saturating_add(RESTART_ELAPSED_DROP) < a);
     !(progress_fell || elapsed_fell)
 }
 
-fn end_status(state: ObservedState) -> Option<JobStatus> {
+fn end_status(state: PrinterState) -> Option<JobStatus> {
     match state {
-        ObservedState::Finished => Some(JobStatus::Completed),
-        ObservedState::Failed => Some(JobStatus::Failed),
-        ObservedState::Cancelled => Some(JobStatus::Cancelled),
+        PrinterState::Finished => Some(JobStatus::Completed),
+        PrinterState::Failed => Some(JobStatus::Failed),
+        PrinterState::Cancelled => Some(JobStatus::Cancelled),
         _ => None,
     }
 }
@@ -228,14 +186,14 @@ impl PrinterTracker {
 
     /// Decides what `obs` means. Only observation bookkeeping changes here; the job
     /// state changes when the JobCreator confirms a decision.
-    pub fn observe(&mut self, obs: &Observation) -> Vec<Decision> {
-        if !obs.connected {
+    pub fn observe(&mut self, obs: &PrinterStatus) -> Vec<Decision> {
+        if obs.connection != ConnectionState::Connected {
             return Vec::new();
         }
-        let active = obs.is_active();
+        let active = is_active(obs);
         // The first status that says what the printer is doing (a driver may announce
         // "connected" before the printer's first report).
-        let first = !self.seen_since_start && obs.state != ObservedState::Unknown;
+        let first = !self.seen_since_start && knows_state(obs);
         if first {
             self.seen_since_start = true;
             self.startup_print = active.then(|| (obs.printer_job_id.clone(), file_of(obs)));
@@ -246,7 +204,7 @@ impl PrinterTracker {
         if active {
             if let Some(open) = &self.open {
                 if same_print(open, obs) {
-                    let status = if obs.state == ObservedState::Paused {
+                    let status = if obs.state == PrinterState::Paused {
                         JobStatus::Paused
                     } else {
                         JobStatus::Running
@@ -254,7 +212,7 @@ impl PrinterTracker {
                     out.push(Decision::Continue {
                         job_id: open.job_id.clone(),
                         status,
-                        progress: obs.progress,
+                        progress: progress_of(obs),
                         elapsed_s: obs.elapsed_s,
                     });
                     return out;
@@ -262,7 +220,7 @@ impl PrinterTracker {
                 out.push(Decision::Close {
                     job_id: open.job_id.clone(),
                     status: unseen_end(open),
-                    end_time: obs.at,
+                    end_time: obs.observed_at,
                 });
             } else if self.is_stale(obs) {
                 return out;
@@ -272,7 +230,7 @@ impl PrinterTracker {
         }
         // Not printing: an end or idle state closes the open job; stale ones do nothing.
         let ended = end_status(obs.state);
-        if ended.is_some() || obs.state == ObservedState::Idle {
+        if ended.is_some() || obs.state == PrinterState::Idle {
             for r in &mut self.recent {
                 r.ended_since = true;
             }
@@ -296,16 +254,16 @@ impl PrinterTracker {
                 (Some(st), _) if obs.filename.is_none() || same_print(open, obs) => Some(st),
                 // The printer shows the end of a different print: ours ended unseen.
                 (Some(_), _) => Some(unseen_end(open)),
-                (None, ObservedState::Idle) => Some(
+                (None, PrinterState::Idle) => Some(
                     // Older Bambu firmware reports a cancel as active → IDLE with no FAILED.
                     if obs.printer_type == PrinterType::Bambu
                         && !obs.first_after_connect
                         && matches!(
                             previous,
                             Some(
-                                ObservedState::Printing
-                                    | ObservedState::Paused
-                                    | ObservedState::Preparing
+                                PrinterState::Printing
+                                    | PrinterState::Paused
+                                    | PrinterState::Preparing
                             )
                         )
                     {
@@ -320,7 +278,7 @@ impl PrinterTracker {
                 out.push(Decision::Close {
                     job_id: open.job_id.clone(),
                     status,
-                    end_time: obs.at,
+                    end_time: obs.observed_at,
                 });
             }
         }
@@ -335,9 +293,9 @@ impl PrinterTracker {
     /// closed.
     fn missed_print(
         &self,
-        obs: &Observation,
+        obs: &PrinterStatus,
         first: bool,
-        previous: Option<ObservedState>,
+        previous: Option<PrinterState>,
         previous_job_id: Option<&str>,
     ) -> bool {
         let polled = !matches!(obs.printer_type, PrinterType::Bambu);
@@ -348,7 +306,7 @@ impl PrinterTracker {
         polled
             && !first
             && self.seen_since_start
-            && (previous == Some(ObservedState::Idle) || new_id)
+            && (previous == Some(PrinterState::Idle) || new_id)
             && !self.is_stale(obs)
             && !self.recent.iter().any(|r| {
                 r.print.printer_job_id.is_some() && r.print.printer_job_id == obs.printer_job_id
@@ -356,9 +314,9 @@ impl PrinterTracker {
     }
 
     /// A report of a print that was just closed, with no end seen since (rule 3).
-    fn is_stale(&self, obs: &Observation) -> bool {
+    fn is_stale(&self, obs: &PrinterStatus) -> bool {
         self.recent.iter().any(|r| {
-            obs.at - r.closed_at <= RECENT_WINDOW
+            obs.observed_at - r.closed_at <= RECENT_WINDOW
                 && match (&r.print.printer_job_id, &obs.printer_job_id) {
                     (Some(a), Some(b)) => a == b,
                     _ => !r.ended_since && same_print(&r.print, obs),
@@ -372,9 +330,9 @@ impl PrinterTracker {
     /// through PREPARE, and sets this print's once its preparation stages begin), and
     /// later than the start of every print recently closed on this printer (a new print
     /// starts after the previous one did; both times are the printer's clock).
-    pub fn usable_start_time(&self, obs: &Observation) -> Option<Timestamp> {
+    pub fn usable_start_time(&self, obs: &PrinterStatus) -> Option<Timestamp> {
         let t = obs.printer_start_time?;
-        if obs.state == ObservedState::Preparing || !sanitize::start_time_ok(t, obs.at) {
+        if obs.state == PrinterState::Preparing || !sanitize::start_time_ok(t, obs.observed_at) {
             return None;
         }
         let earlier = |r: &Recent| {
@@ -385,7 +343,7 @@ impl PrinterTracker {
         (!self.recent.iter().any(earlier)).then_some(t)
     }
 
-    fn start(&self, obs: &Observation) -> Start {
+    fn start(&self, obs: &PrinterStatus) -> Start {
         let filename = cap_name(file_of(obs));
         let job_name = cap_name(
             obs.job_name
@@ -399,13 +357,17 @@ impl PrinterTracker {
             .or_else(|| {
                 elapsed_s
                     .and_then(Duration::try_seconds)
-                    .and_then(|d| obs.at.checked_sub_signed(d))
+                    .and_then(|d| obs.observed_at.checked_sub_signed(d))
             })
-            .unwrap_or(obs.at);
-        let estimated_duration = obs
-            .remaining_s
+            .unwrap_or(obs.observed_at);
+        let estimated_duration = remaining_of(obs)
             .filter(|r| sanitize::duration_ok(*r))
-            .map(|r| (obs.at - start_time).num_seconds().max(0).saturating_add(r));
+            .map(|r| {
+                (obs.observed_at - start_time)
+                    .num_seconds()
+                    .max(0)
+                    .saturating_add(r)
+            });
         let discovered_on_startup = self
             .startup_print
             .as_ref()
@@ -416,12 +378,12 @@ impl PrinterTracker {
             printer_job_id: obs.printer_job_id.clone().map(cap_name),
             printer_start_time,
             start_time,
-            status: if obs.state == ObservedState::Paused {
+            status: if obs.state == PrinterState::Paused {
                 JobStatus::Paused
             } else {
                 JobStatus::Running
             },
-            progress: finite_progress(obs.progress).unwrap_or(0.0),
+            progress: finite_progress(progress_of(obs)).unwrap_or(0.0),
             estimated_duration,
             discovered_on_startup,
             elapsed_s,
@@ -472,36 +434,8 @@ impl PrinterTracker {
     }
 }
 
-/// Progress as the history stores it: finite, within 0–100 (a NaN is no progress).
-pub fn finite_progress(p: Option<f64>) -> Option<f64> {
-    p.filter(|p| p.is_finite()).map(|p| p.clamp(0.0, 100.0))
-}
-
-/// A name as the history stores it: at most `MAX_NAME_LEN` characters, cut with a
-/// marker (the drivers' boundary check already did this; this is defence in depth).
-fn cap_name(s: String) -> String {
-    sanitize::cap_text(&s, MAX_NAME_LEN).unwrap_or(s)
-}
-
-/// Whether two file names name the same file: equal after stripping folders
-/// (`cache/x.3mf` = `x.3mf`), or equal without their print-file extension
-/// (`x.gcode.3mf` = `x.3mf`). Case matters.
-pub fn same_file(a: &str, b: &str) -> bool {
-    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
-    base(a) == base(b) || display_name(a) == display_name(b)
-}
-
-/// `bracket_v3.gcode.3mf` → `bracket_v3`.
-pub fn display_name(filename: &str) -> String {
-    let base = filename.rsplit('/').next().unwrap_or(filename);
-    for ext in [".gcode.3mf", ".3mf", ".gcode", ".bgcode"] {
-        if let Some(s) = base.strip_suffix(ext) {
-            return s.to_owned();
-        }
-    }
-    base.to_owned()
-}
-
+#[cfg(test)]
+mod sample;
 #[cfg(test)]
 mod start_times;
 #[cfg(test)]

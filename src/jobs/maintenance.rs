@@ -20,7 +20,7 @@ impl Handler<Ping> for JobCreator {
     type Result = usize;
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> usize {
         crate::fault::block_writer_while_flagged();
-        self.open.len()
+        self.open_jobs()
     }
 }
 

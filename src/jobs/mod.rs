@@ -1,13 +1,16 @@
-//! Jobs: the model every client sees and the JobCreator, the one writer of the history.
+//! Jobs: the job book, which decides what every status and API request means for the
+//! history (`book/`, on top of the lifecycle state machine in `lifecycle.rs`), and the
+//! JobCreator, the one writer, a thin shell that writes the book's plans and publishes
+//! their events.
 
-pub(crate) mod auto;
+pub mod book;
 pub mod creator;
-pub mod group;
+mod execute;
 pub mod lifecycle;
 pub mod maintenance;
-pub mod model;
 pub mod printers;
+#[cfg(test)]
+mod shell_tests;
 
-pub use creator::JobCreator;
-pub use model::{Job, JobPatch, NewJob};
-pub use printers::CancelledFromApi;
+pub use crate::domain::{Job, JobPatch, NewJob};
+pub use creator::{CancelledFromApi, JobCreator};

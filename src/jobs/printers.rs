@@ -1,32 +1,36 @@
-//! The JobCreator's printer side: statuses from printer actors (lifecycle, live view,
-//! `printer_status` events), certificate pins, and printers managed through the API —
-//! all writes, so all here, on the one writer.
+//! The JobCreator's printer side: statuses from printer actors (the job book's input,
+//! then the live view and the `printer_status` event), certificate pins, and printers
+//! managed through the API — all writes, so all here, on the one writer.
 
 use actix::prelude::*;
 
+use super::book::Now;
 use super::creator::JobCreator;
+use crate::broadcast::view::{self, Live};
 use crate::broadcast::{Event, EventKind};
 use crate::config::PrinterConfig;
-use crate::domain::{JobId, JobStatus, PrinterId};
-use crate::printers::view::{self, Live};
-use crate::printers::{PrinterEvent, PrinterStatus};
+use crate::domain::{PrinterId, PrinterStatus};
+use crate::printers::PrinterEvent;
 use crate::registry::{Entry, ManagedBy};
 use crate::store::{self, StoreError};
-use crate::time;
 
 impl JobCreator {
-    pub(super) fn on_status(&mut self, s: PrinterStatus) {
+    /// What the `PrinterEvent::Status` handler runs: the book's plan for the status
+    /// (written into the group commit), then the printer's live view and its event.
+    pub fn on_status(&mut self, s: PrinterStatus) {
         // A status still in flight from a printer deleted a moment ago is dropped.
         let Some(entry) = self.printers.get(s.printer_id.as_str()) else {
             return;
         };
         self.health.status_processed();
-        let lag = (time::now() - s.observed_at).num_milliseconds();
+        let now = Now::real();
+        let lag = (now.wall - s.observed_at).num_milliseconds();
         self.health.status_lag(lag.max(0) as u64);
-        let obs = s.observation();
-        self.group.active = true;
-        self.observe(&s.printer_id, s.printer_type, &obs);
-        let job_id = self.open_job_id(&s.printer_id);
+        let auto_create = self.settings.borrow().job_creation_auto_create;
+        let plan = self.book.on_status(now, &s, auto_create);
+        // A failed write is logged and on /health; the next status retries.
+        let _ = self.execute(plan, true);
+        let job_id = self.book.open_job_id(&s.printer_id).cloned();
         let live = Live { status: s, job_id };
         let ev = Event::new(
             EventKind::PrinterStatus,
@@ -35,7 +39,6 @@ impl JobCreator {
         );
         self.live.set(live);
         self.publish(ev);
-        self.group.active = false;
         if self.group.is_old() {
             self.commit();
         }
@@ -105,12 +108,11 @@ impl JobCreator {
         }
         self.track(store::printers::delete_api_printer(&self.conn, id.as_str()))?;
         // Its history stays; a print still open can no longer be followed.
-        if let Some(open) = self.open_job_id(id)
-            && let Err(e) = self.close_print(id, &open, JobStatus::Unknown, time::now())
-        {
+        let plan = self.book.close_for_removal(Now::real(), id);
+        if let Err(e) = self.execute(plan, false) {
             tracing::warn!(printer_id = %id, error = %e, "could not close the deleted printer's open job");
         }
-        self.trackers.remove(id);
+        self.book.forget_printer(id);
         self.printers.remove(id);
         self.live.remove(id);
         tracing::info!(printer_id = %id, "printer deleted through the API; its jobs are kept");
@@ -118,36 +120,14 @@ impl JobCreator {
     }
 }
 
-/// A printer took a cancel sent from the API for this open job (`api/printer_control.rs`):
-/// if the job ends `cancelled`, its `end_reason` says it was cancelled from printfarmd.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct CancelledFromApi {
-    pub printer_id: PrinterId,
-    pub job_id: JobId,
-    /// The printer refused the cancel (or never got it): drop the mark.
-    pub withdrawn: bool,
-}
-
-impl Handler<CancelledFromApi> for JobCreator {
-    type Result = ();
-    fn handle(&mut self, m: CancelledFromApi, _: &mut Self::Context) {
-        // Bounded by the open jobs: marks of jobs that closed or went away are dropped.
-        let open = &self.open;
-        self.cancelled_from_api.retain(|j| open.contains_key(j));
-        if m.withdrawn {
-            self.cancelled_from_api.remove(&m.job_id);
-        } else if self.open_job_id(&m.printer_id).as_ref() == Some(&m.job_id) {
-            self.cancelled_from_api.insert(m.job_id);
-        }
-    }
-}
-
 impl Handler<PrinterEvent> for JobCreator {
     type Result = ();
-    fn handle(&mut self, ev: PrinterEvent, _: &mut Self::Context) {
+    fn handle(&mut self, ev: PrinterEvent, ctx: &mut Self::Context) {
         match ev {
-            PrinterEvent::Status(s) => self.on_status(*s),
+            PrinterEvent::Status(s) => {
+                self.on_status(*s);
+                self.schedule_flush(ctx);
+            }
             PrinterEvent::CertificateSeen {
                 printer_id,
                 fingerprint_sha256_hex,

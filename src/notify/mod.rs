@@ -9,7 +9,7 @@
 //! pending list and the MQTT event queue are bounded, and overflow is counted, not
 //! waited for.
 
-pub mod config;
+pub use crate::config::notify as config;
 pub mod deliver;
 pub mod formats;
 pub mod mqtt;

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use super::formats::{self, Incoming, JobHead, StatusHead};
 use super::queue::Queue;
 use super::{Hooks, mqtt};
-use crate::broadcast::{Broadcaster, Client, Connect, EventKind, Filter};
+use crate::broadcast::{Broadcaster, Client, CloseReason, Connect, EventKind, Filter};
 use crate::registry::PrinterRegistry;
 use crate::store::webhooks::Delivery;
 
@@ -157,10 +157,11 @@ pub async fn start(
                         st.route(m);
                     }
                 }
-                match batch.close.as_deref() {
+                match batch.close {
                     None => {}
-                    Some(crate::app::SHUTDOWN_REASON) => return,
+                    Some(CloseReason::Shutdown) => return,
                     Some(reason) => {
+                        let reason = reason.text();
                         h.overflows.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%reason, "the integrations fell behind the event stream; events were lost for webhooks and MQTT");
                         break;

@@ -14,9 +14,9 @@ use std::time::Duration;
 use actix::Addr;
 use sd_notify::NotifyState;
 
+use crate::broadcast::view::LiveStates;
 use crate::jobs::JobCreator;
 use crate::jobs::maintenance::Ping;
-use crate::printers::view::LiveStates;
 use crate::registry::PrinterRegistry;
 
 /// Shortest keep-alive period accepted from `WATCHDOG_USEC` (a smaller value would

@@ -23,11 +23,11 @@ use tokio::time::Instant;
 
 use crate::config::{PrinterConfig, Settings};
 use crate::domain::PrinterType;
+use crate::printers::PrinterEvent;
 use crate::printers::backoff::Backoff;
 use crate::printers::bambu::{self, tls};
 use crate::printers::control::{COMMAND_QUEUE, ControlCommand, ControlError};
 use crate::printers::driver::{DriverCtx, Reporter, Tuning};
-use crate::printers::status::PrinterEvent;
 use crate::printers::{moonraker, octoprint, prusalink};
 
 /// Ends the actor and its connection tasks now. The actor stays an empty shell (the

@@ -20,11 +20,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep};
 
 use crate::config::{PrinterConfig, Settings};
+use crate::domain::{BadData, ConnectionState, PrinterStatus};
+use crate::printers::PrinterEvent;
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, EXCERPT_CHARS, excerpt};
 use crate::printers::control::ControlCommand;
 use crate::printers::sanitize;
-use crate::printers::status::{BadData, ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
 /// While a printer sends unusable payloads between good ones, its status (and so its

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::bambu::state::BambuState;
 use super::prusalink::state::{self, PrusaState};
 use super::sanitize::{self, MAX_LAYERS, MAX_TEXT_CHARS};
-use super::status::PrinterStatus;
+use crate::domain::PrinterStatus;
 use crate::domain::{PrinterId, PrinterType};
 use crate::time::{self, Timestamp};
 

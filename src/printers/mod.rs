@@ -8,6 +8,7 @@ mod bad_payloads;
 pub mod bambu;
 pub mod control;
 pub mod driver;
+mod event;
 #[cfg(test)]
 mod fuzz;
 pub mod manager;
@@ -15,11 +16,8 @@ pub mod moonraker;
 pub mod octoprint;
 pub mod prusalink;
 pub mod sanitize;
-pub mod status;
-pub mod view;
 
+pub use crate::domain::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 pub use actor::{Control, PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
 pub use driver::Tuning;
-pub use status::{
-    BadData, ConnectionState, PrinterEvent, PrinterState, PrinterStatus, Temperatures,
-};
+pub use event::PrinterEvent;

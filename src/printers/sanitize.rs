@@ -12,8 +12,8 @@
 
 use chrono::TimeDelta;
 
-use crate::jobs::model::MAX_NAME_LEN;
-use crate::printers::status::{PrinterStatus, Temperatures};
+use crate::domain::MAX_NAME_LEN;
+use crate::domain::{PrinterStatus, Temperatures};
 use crate::time::Timestamp;
 
 /// How far in the past a printer's start time may lie. A print longer than a month does

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Row;
 
+use crate::domain::Job;
 use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
-use crate::jobs::Job;
 use crate::time::{self, Timestamp};
 
 /// Stored values that could not be read since the process started.

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::StoreError;
 use super::job_row::from_row;
 pub use super::job_row::unreadable_values;
+use crate::domain::Job;
 use crate::domain::JobStatus;
-use crate::jobs::Job;
 use crate::time::{self, Timestamp};
 
 /// Largest page a client may ask for. A page of 1,000 jobs is about 500 KB of JSON;
@@ -140,6 +140,19 @@ pub fn open_jobs(conn: &Connection) -> Result<Vec<Job>, StoreError> {
         "SELECT {COLUMNS} FROM jobs WHERE status IN ('running','paused') ORDER BY seq"
     ))?;
     let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest `per_printer` pending jobs of each printer, oldest first: the manual jobs
+/// waiting for their prints (rule 7), for the JobCreator's book at start.
+pub fn pending_jobs(conn: &Connection, per_printer: usize) -> Result<Vec<Job>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM (SELECT *, row_number() OVER \
+         (PARTITION BY printer_id ORDER BY seq DESC) AS nth FROM jobs WHERE status = 'pending') \
+         WHERE nth <= ?1 ORDER BY seq"
+    ))?;
+    let limit = i64::try_from(per_printer).unwrap_or(i64::MAX);
+    let rows = stmt.query_map([limit], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod checkpoint;
 pub mod files;
+pub mod group;
 mod job_row;
 pub mod jobs;
 pub mod keys;

@@ -265,6 +265,30 @@ async fn s06_finish_fail_and_cancel_end_states_on_bambu_and_prusalink() {
     }
 }
 
+/// Issue 20: a Bambu print that fails with a `print_error` code ends with that error as
+/// its `end_reason` (the driver's text for the code), so the history says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bambu_print_failing_with_an_error_code_keeps_it_as_the_end_reason() {
+    let r = Rig::start(x1(1)).await;
+    r.act("bambu_1", print("part.3mf", 60)).await;
+    r.wait_jobs("printer_id=bambu_1", "running", |j| {
+        j.len() == 1 && j[0]["status"] == "running"
+    })
+    .await;
+    r.act("bambu_1", Action::Fail).await;
+    let jobs = r
+        .wait_jobs("printer_id=bambu_1", "failed", |j| {
+            j.len() == 1 && j[0]["status"] == "failed"
+        })
+        .await;
+    let reason = jobs[0]["end_reason"].as_str().unwrap_or_default();
+    assert!(!reason.trim().is_empty(), "{}", jobs[0]);
+    assert!(
+        reason.contains("0700_8000"),
+        "the printer's code is kept: {reason}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s07_lingering_and_stale_finish_make_no_extra_job_and_the_next_print_gets_its_own() {
     let r = Rig::start(x1(1).bambu(1, Style::P1)).await;

@@ -3,7 +3,9 @@
 //! numbers may be anything. Consecutive prints must get non-overlapping jobs that start
 //! with their own print, and no observation may make the lifecycle panic.
 
+use super::sample::Sample;
 use super::*;
+use crate::domain::MAX_NAME_LEN;
 use crate::time;
 use proptest::prelude::*;
 
@@ -12,8 +14,8 @@ fn base() -> Timestamp {
 }
 
 /// One X1 report: whole state every time, task ids, the printer's start time.
-fn x1(at: i64, state: ObservedState, n: u32, start: Option<i64>) -> Observation {
-    Observation {
+fn x1(at: i64, state: PrinterState, n: u32, start: Option<i64>) -> Sample {
+    Sample {
         printer_type: PrinterType::Bambu,
         connected: true,
         state,
@@ -22,7 +24,7 @@ fn x1(at: i64, state: ObservedState, n: u32, start: Option<i64>) -> Observation 
         printer_job_id: (n > 0).then(|| format!("{}", 1000 + n)),
         printer_start_time: start.map(|s| base() + Duration::seconds(s)),
         elapsed_s: None,
-        progress: Some(if state == ObservedState::Finished {
+        progress: Some(if state == PrinterState::Finished {
             100.0
         } else {
             10.0
@@ -35,11 +37,11 @@ fn x1(at: i64, state: ObservedState, n: u32, start: Option<i64>) -> Observation 
 
 /// Runs the tracker like the JobCreator does (auto-creating, learning a start time
 /// reported after the job opened) and returns (job start, printer start, end) per job.
-fn run(seq: &[Observation]) -> Vec<(Timestamp, Option<Timestamp>, Option<Timestamp>)> {
+fn run(seq: &[Sample]) -> Vec<(Timestamp, Option<Timestamp>, Option<Timestamp>)> {
     let mut tr = PrinterTracker::default();
     let mut jobs: Vec<(JobId, Timestamp, Option<Timestamp>, Option<Timestamp>)> = Vec::new();
     for obs in seq {
-        for d in tr.observe(obs) {
+        for d in tr.observe(&obs.status()) {
             match d {
                 Decision::Start(s) => {
                     let id = JobId::generate();
@@ -72,10 +74,10 @@ fn run(seq: &[Observation]) -> Vec<(Timestamp, Option<Timestamp>, Option<Timesta
             }
         }
         // `learn_start_time` in auto.rs.
-        if let (Some(t), Some(open)) = (tr.usable_start_time(obs), tr.open())
+        if let (Some(t), Some(open)) = (tr.usable_start_time(&obs.status()), tr.open())
             && open.printer_start_time.is_none()
             && open.printer_job_id == obs.printer_job_id
-            && matches!(obs.state, ObservedState::Printing | ObservedState::Paused)
+            && matches!(obs.state, PrinterState::Printing | PrinterState::Paused)
         {
             let id = open.job_id.clone();
             tr.learned_start_time(t);
@@ -89,8 +91,8 @@ fn run(seq: &[Observation]) -> Vec<(Timestamp, Option<Timestamp>, Option<Timesta
 
 /// Three consecutive 20 s prints on one X1; print n's own start time is 100·n s. With
 /// `linger`, PREPARE still carries the previous print's start time; without, "0".
-fn three_prints(linger: bool) -> Vec<Observation> {
-    use ObservedState::*;
+fn three_prints(linger: bool) -> Vec<Sample> {
+    use PrinterState::*;
     let mut seq = vec![x1(0, Idle, 0, None)];
     let mut prev_start = None;
     for n in 1..=3u32 {
@@ -138,19 +140,23 @@ fn consecutive_x1_prints_get_their_own_start_times_and_never_overlap() {
 #[test]
 fn a_start_time_out_of_the_window_or_before_the_previous_print_is_not_used() {
     let tr = PrinterTracker::default();
-    let mut o = x1(0, ObservedState::Printing, 1, None);
+    let mut o = x1(0, PrinterState::Printing, 1, None);
     o.printer_start_time = Some(base() - Duration::days(31));
-    assert_eq!(tr.usable_start_time(&o), None);
+    assert_eq!(tr.usable_start_time(&o.status()), None);
     o.printer_start_time = Some(base() + Duration::days(2));
-    assert_eq!(tr.usable_start_time(&o), None);
+    assert_eq!(tr.usable_start_time(&o.status()), None);
     o.printer_start_time = Some(base() - Duration::hours(1));
-    assert_eq!(tr.usable_start_time(&o), o.printer_start_time);
-    o.state = ObservedState::Preparing;
-    assert_eq!(tr.usable_start_time(&o), None, "not while preparing");
+    assert_eq!(tr.usable_start_time(&o.status()), o.printer_start_time);
+    o.state = PrinterState::Preparing;
+    assert_eq!(
+        tr.usable_start_time(&o.status()),
+        None,
+        "not while preparing"
+    );
 }
 
-fn state() -> impl Strategy<Value = ObservedState> {
-    use ObservedState::*;
+fn state() -> impl Strategy<Value = PrinterState> {
+    use PrinterState::*;
     prop::sample::select(vec![
         Idle, Preparing, Printing, Paused, Finished, Failed, Cancelled, Unknown,
     ])
@@ -166,7 +172,7 @@ fn any_time() -> impl Strategy<Value = Timestamp> {
     })
 }
 
-fn observation() -> impl Strategy<Value = Observation> {
+fn observation() -> impl Strategy<Value = Sample> {
     let f64s = prop_oneof![
         any::<f64>(),
         Just(f64::NAN),
@@ -186,13 +192,13 @@ fn observation() -> impl Strategy<Value = Observation> {
     )
         .prop_map(
             |((state, connected, first, file, id), (start, elapsed, progress, remaining), at)| {
-                Observation {
+                Sample {
                     printer_type: if id == 2 {
                         PrinterType::Prusalink
                     } else {
                         PrinterType::Bambu
                     },
-                    connected: connected || state != ObservedState::Unknown,
+                    connected: connected || state != PrinterState::Unknown,
                     state,
                     filename: (file > 0).then(|| "x".repeat(usize::from(file) * 400)),
                     job_name: None,
@@ -216,7 +222,7 @@ proptest! {
     fn no_observation_makes_the_lifecycle_panic(seq in prop::collection::vec(observation(), 1..40)) {
         let mut tr = PrinterTracker::default();
         for obs in &seq {
-            for d in tr.observe(obs) {
+            for d in tr.observe(&obs.status()) {
                 let start = match &d {
                     Decision::Start(s) | Decision::Missed { start: s, .. } => Some(s.clone()),
                     _ => None,
@@ -247,7 +253,7 @@ proptest! {
                     _ => {}
                 }
             }
-            let _ = tr.usable_start_time(obs);
+            let _ = tr.usable_start_time(&obs.status());
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the lifecycle: a tiny in-memory "JobCreator" executes the decisions so
 //! each test reads as a printer's report sequence and the jobs it must produce.
 
+use super::sample::Sample;
 use super::*;
 use crate::time;
 
@@ -13,8 +14,8 @@ struct Farm {
 }
 
 impl Farm {
-    fn feed(&mut self, obs: Observation) {
-        for d in self.tracker.observe(&obs) {
+    fn feed(&mut self, obs: Sample) {
+        for d in self.tracker.observe(&obs.status()) {
             match d {
                 Decision::Continue {
                     job_id,
@@ -76,9 +77,9 @@ impl Farm {
     }
 
     /// A P1-style observation (no ids, no start time) a second after the previous one.
-    fn p1(&mut self, state: ObservedState, file: &str, progress: f64) -> Observation {
+    fn p1(&mut self, state: PrinterState, file: &str, progress: f64) -> Sample {
         self.t += 1;
-        Observation {
+        Sample {
             printer_type: PrinterType::Bambu,
             connected: true,
             state,
@@ -95,7 +96,7 @@ impl Farm {
     }
 }
 
-use ObservedState::*;
+use PrinterState::*;
 
 #[test]
 fn one_print_one_job_from_start_to_finish() {
@@ -167,6 +168,10 @@ fn the_same_file_twice_in_a_row_is_two_jobs() {
         let o = f.p1(Preparing, "a.3mf", 0.0);
         f.feed(o);
     }
+    // Preparing says nothing of progress (the previous print's numbers linger), so the
+    // new print shows itself by its progress starting again.
+    let o = f.p1(Printing, "a.3mf", 0.0);
+    f.feed(o);
     assert_eq!(
         f.statuses(),
         vec![
@@ -268,7 +273,7 @@ fn a_readopted_job_continues_after_restart() {
         ..Default::default()
     };
     let o = f.clone_obs();
-    let s = f.tracker.start(&o);
+    let s = f.tracker.start(&o.status());
     f.jobs.push((id, JobStatus::Running, s));
     let mut o = f.p1(Printing, "a.3mf", 45.0);
     o.printer_start_time = Some(start + Duration::seconds(2));
@@ -281,7 +286,7 @@ fn a_readopted_job_continues_after_restart() {
 }
 
 impl Farm {
-    fn clone_obs(&mut self) -> Observation {
+    fn clone_obs(&mut self) -> Sample {
         let t = self.t;
         let o = self.p1(Printing, "a.3mf", 40.0);
         self.t = t;
@@ -388,7 +393,7 @@ mod property {
     /// One report of the model printer.
     #[derive(Clone, Debug)]
     struct Report {
-        state: ObservedState,
+        state: PrinterState,
         file: &'static str,
         progress: f64,
         print_no: usize,
@@ -473,7 +478,7 @@ mod property {
                 for _ in 0..dup[i % dup.len()] {
                     t += 1;
                     let ids = style != Style::P1 && r.print_no > 0;
-                    let obs = Observation {
+                    let obs = Sample {
                         printer_type: if style == Style::Prusa { PrinterType::Prusalink } else { PrinterType::Bambu },
                         connected: true,
                         state: r.state,
@@ -498,7 +503,7 @@ mod property {
 }
 
 /// A PrusaLink observation with its `job.id`.
-fn prusa(f: &mut Farm, state: ObservedState, file: &str, job_id: Option<&str>) -> Observation {
+fn prusa(f: &mut Farm, state: PrinterState, file: &str, job_id: Option<&str>) -> Sample {
     let mut o = f.p1(state, file, 0.0);
     o.printer_type = PrinterType::Prusalink;
     o.printer_job_id = job_id.map(str::to_owned);

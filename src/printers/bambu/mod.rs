@@ -27,10 +27,11 @@ use rumqttc::{
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use crate::domain::{ConnectionState, PrinterStatus};
+use crate::printers::PrinterEvent;
 use crate::printers::backoff::Backoff;
 use crate::printers::control::ControlCommand;
 use crate::printers::driver::{self, AbortOnDrop, DriverCtx};
-use crate::printers::status::{ConnectionState, PrinterEvent, PrinterStatus};
 use crate::time;
 
 use pending::Pending;

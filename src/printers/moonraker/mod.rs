@@ -22,10 +22,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::domain::{ConnectionState, PrinterState, PrinterStatus};
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::excerpt;
 use crate::printers::driver::DriverCtx;
-use crate::printers::status::{ConnectionState, PrinterState, PrinterStatus};
 use crate::time;
 
 use state::{HistoryJob, MoonState};

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::printers::status::{PrinterState, PrinterStatus, Temperatures};
+use crate::domain::{PrinterState, PrinterStatus, Temperatures};
 use crate::time::Timestamp;
 
 /// Longest file name or message kept.

@@ -22,8 +22,8 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::printers::backoff::Backoff;
 
+use crate::domain::{ConnectionState, PrinterState, PrinterStatus};
 use crate::printers::driver::{self, DriverCtx};
-use crate::printers::status::{ConnectionState, PrinterState, PrinterStatus};
 use crate::time;
 
 use client::{Client, HttpError, Socket};

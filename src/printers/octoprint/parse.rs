@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::printers::status::Temperatures;
+use crate::domain::Temperatures;
 
 /// Longest file path or state text kept from OctoPrint (OctoPrint's own limit on paths
 /// is the file system's; a real name is well under this, a confused server's blob is not).

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use super::parse::*;
-use crate::printers::status::{PrinterState, PrinterStatus, Temperatures};
+use crate::domain::{PrinterState, PrinterStatus, Temperatures};
 
 /// How long after an event a contradicting snapshot is taken as older than the event.
 /// A poll answer is at most one request timeout old; OctoPrint sends `current` twice a

@@ -19,10 +19,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use tokio::time::{Instant, sleep_until};
 
+use crate::domain::{ConnectionState, PrinterStatus};
 use crate::printers::backoff::Backoff;
 use crate::printers::control::{ControlError, ControlKind};
 use crate::printers::driver::{self, DriverCtx};
-use crate::printers::status::{ConnectionState, PrinterStatus};
 use crate::time;
 
 use client::{Client, HttpError};

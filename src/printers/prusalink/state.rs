@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::printers::status::{PrinterState, PrinterStatus, Temperatures};
+use crate::domain::{PrinterState, PrinterStatus, Temperatures};
 
 /// Why an answer was skipped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{JobId, JobStatus, PrinterId, PrinterType};
+use super::{JobId, JobStatus, PrinterId, PrinterType};
 use crate::time::{self, Timestamp};
 
 /// The keys printfarmd writes into `customer_info` of an auto-created job (the seed's
@@ -22,6 +22,10 @@ pub const AUTO_KEYS: [&str; 4] = [
 pub const MAX_NAME_LEN: usize = 512;
 /// `end_reason` of a job whose printer took a cancel from `POST /api/v1/printers/{id}/cancel`.
 pub const END_REASON_API_CANCEL: &str = "cancelled from printfarmd";
+/// Longest `end_reason` taken from a printer's error text, in characters: a decoded
+/// error ("Heatbed temperature malfunction (0300_4000)") is far shorter; the cap keeps
+/// a firmware's garbage from growing a row.
+pub const MAX_END_REASON_LEN: usize = 512;
 pub const MAX_NOTES_LEN: usize = 16 * 1024;
 /// Largest `customer_info` object accepted, serialised, in bytes.
 pub const MAX_CUSTOMER_INFO_BYTES: usize = 64 * 1024;
@@ -48,8 +52,9 @@ pub struct Job {
     pub created_at: Timestamp,
     #[serde(with = "req_time")]
     pub updated_at: Timestamp,
-    /// Why the job ended, when the daemon knows more than the status says (only
-    /// "cancelled from printfarmd" so far); left out of the JSON when not set.
+    /// Why the job ended, when the daemon knows more than the status says ("cancelled
+    /// from printfarmd", or the printer's error text for a failed or cancelled print);
+    /// left out of the JSON when not set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
     /// The printer's own id for this print, when it has a trustworthy one (identity).

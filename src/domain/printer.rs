@@ -1,12 +1,10 @@
-//! The normalised status every driver produces (design.md §1), and the events a printer
-//! actor sends to the JobCreator. Drivers fill these from their protocol; the JobCreator
-//! turns them into lifecycle observations and the Broadcaster into `printer_status`.
+//! The normalised status every driver produces (design.md §1). Drivers fill it from
+//! their protocol; the job lifecycle reads it as it is, and the Broadcaster shows it as
+//! `printer_status`.
 
-use actix::Message;
 use serde::Serialize;
 
-use crate::domain::{PrinterId, PrinterType};
-use crate::jobs::lifecycle::{Observation, ObservedState};
+use super::{PrinterId, PrinterType};
 use crate::time::Timestamp;
 
 /// How the daemon's connection to a printer stands.
@@ -122,50 +120,4 @@ impl PrinterStatus {
             bad_data: BadData::default(),
         }
     }
-
-    /// What the job lifecycle needs of this status.
-    pub fn observation(&self) -> Observation {
-        let state = match self.state {
-            PrinterState::Idle => ObservedState::Idle,
-            PrinterState::Preparing => ObservedState::Preparing,
-            PrinterState::Printing => ObservedState::Printing,
-            PrinterState::Paused => ObservedState::Paused,
-            PrinterState::Finished => ObservedState::Finished,
-            PrinterState::Failed => ObservedState::Failed,
-            PrinterState::Cancelled => ObservedState::Cancelled,
-            PrinterState::Error | PrinterState::Unknown => ObservedState::Unknown,
-        };
-        // While a print is being prepared, progress and remaining time are whatever the
-        // previous print left (Bambu deltas keep stale fields, protocols.md §2.7): they
-        // say nothing of this print, and a stale 100 followed by a real 5 would look
-        // like a restart.
-        let preparing = state == ObservedState::Preparing;
-        Observation {
-            printer_type: self.printer_type,
-            connected: self.connection == ConnectionState::Connected,
-            state,
-            filename: self.filename.clone(),
-            job_name: self.job_name.clone(),
-            printer_job_id: self.printer_job_id.clone(),
-            printer_start_time: self.printer_start_time,
-            elapsed_s: self.elapsed_s,
-            progress: if preparing { None } else { self.progress },
-            remaining_s: if preparing { None } else { self.remaining_s },
-            first_after_connect: self.first_after_connect,
-            at: self.observed_at,
-        }
-    }
-}
-
-/// What a printer actor tells the JobCreator.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub enum PrinterEvent {
-    Status(Box<PrinterStatus>),
-    /// A Bambu printer presented this certificate on first contact (no pin stored yet):
-    /// store it as the printer's pin.
-    CertificateSeen {
-        printer_id: PrinterId,
-        fingerprint_sha256_hex: String,
-    },
 }

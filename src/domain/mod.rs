@@ -1,14 +1,26 @@
-//! Typed domain values shared by every part of the daemon.
+//! Typed domain values shared by every part of the daemon, at the bottom of the import
+//! graph: this module imports nothing of the daemon but `time`.
 //!
 //! Printer and job ids, job statuses and printer types travel through the config, the
 //! store, the actors and the API. Giving them types (instead of bare strings) means a
 //! printer id can never be passed where a job id is expected, and a status can only be
-//! one of the seven the contract names (design.md §2).
+//! one of the seven the contract names (design.md §2). The job (`job.rs`), the
+//! normalised printer status (`printer.rs`) and the event names (`event.rs`) live here
+//! too, so that the store, the drivers, the job book and the broadcaster share them
+//! without importing each other.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+mod event;
+pub mod job;
+mod printer;
+
+pub use event::EventKind;
+pub use job::{END_REASON_API_CANCEL, Job, JobPatch, MAX_END_REASON_LEN, MAX_NAME_LEN, NewJob};
+pub use printer::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 
 /// Longest printer id accepted. Ids appear in URLs, log lines and WebSocket filters;
 /// 64 characters is plenty for `bambu_x1c_rack3_slot12` style names.

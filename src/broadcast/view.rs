@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use super::status::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
+use crate::domain::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 use crate::domain::{JobId, PrinterId, PrinterType};
 use crate::registry::{Entry, ManagedBy};
 use crate::time;

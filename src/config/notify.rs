@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broadcast::EventKind;
 use crate::config::Secret;
+use crate::domain::EventKind;
 use crate::domain::{JobStatus, PrinterId};
 
 /// Longest webhook URL accepted: any real endpoint (a Discord URL with its token is

@@ -1,0 +1,195 @@
+//! The JobCreator shell over a real database (outside an actor: the tests commit by
+//! hand) with a running Broadcaster: statuses share one group commit and their events
+//! wait for it; a lost group is undone in the book; nothing is committed into a database
+//! replaced under the daemon.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::creator::JobCreator;
+use crate::broadcast::view::LiveStates;
+use crate::broadcast::{Broadcaster, Client, Connect};
+use crate::config::{PrinterConfig, Settings};
+use crate::domain::PrinterId;
+use crate::domain::PrinterType;
+use crate::domain::{ConnectionState, PrinterState, PrinterStatus};
+use crate::health::Health;
+use crate::printers::PrinterEvent;
+use crate::registry::{Entry, ManagedBy, PrinterRegistry};
+use crate::store;
+use crate::time;
+
+struct Rig {
+    creator: JobCreator,
+    client: Arc<Client>,
+    db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A JobCreator over a real database (outside an actor: the test commits by hand),
+/// with a running Broadcaster and one WebSocket client's outbox.
+async fn rig(printers: &[&str]) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let conn = store::open_writer(&db).unwrap();
+    let broadcaster = Broadcaster::new().start();
+    let client = broadcaster.send(Connect).await.unwrap();
+    let registry = PrinterRegistry::default();
+    for id in printers {
+        registry.insert(Entry {
+            config: PrinterConfig {
+                id: PrinterId::new(*id).unwrap(),
+                kind: PrinterType::Bambu,
+                name: None,
+                host: "127.0.0.1".into(),
+                port: None,
+                serial: Some("S".into()),
+                access_code: None,
+                username: None,
+                password: None,
+                api_key: None,
+            },
+            managed_by: ManagedBy::Config,
+        });
+    }
+    let settings = tokio::sync::watch::channel(Settings {
+        job_creation_auto_create: true,
+        monitoring_interval: 30,
+    })
+    .0;
+    let creator = JobCreator::new(
+        conn,
+        broadcaster,
+        settings,
+        registry,
+        LiveStates::default(),
+        Arc::new(Health::default()),
+    );
+    Rig {
+        creator,
+        client,
+        db,
+        _dir: dir,
+    }
+}
+
+fn printing(id: &str, file: &str) -> PrinterEvent {
+    let mut s =
+        PrinterStatus::unknown(PrinterId::new(id).unwrap(), PrinterType::Bambu, time::now());
+    s.connection = ConnectionState::Connected;
+    s.state = PrinterState::Printing;
+    s.filename = Some(file.into());
+    s.job_name = Some(file.into());
+    s.printer_job_id = Some("77".into());
+    s.progress = Some(3.0);
+    s.first_after_connect = false;
+    PrinterEvent::Status(Box::new(s))
+}
+
+fn status(creator: &mut JobCreator, ev: PrinterEvent) {
+    let PrinterEvent::Status(s) = ev else {
+        unreachable!()
+    };
+    creator.on_status(*s);
+}
+
+/// Jobs another connection (a REST read) sees.
+fn jobs_seen(db: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+        .unwrap()
+}
+
+async fn events(client: &Client) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client
+        .take()
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str::<serde_json::Value>(m).unwrap()["type"].to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn statuses_share_one_commit_and_their_events_wait_for_it() {
+    let mut r = rig(&["a", "b", "c"]).await;
+    status(&mut r.creator, printing("a", "one.3mf"));
+    status(&mut r.creator, printing("b", "two.3mf"));
+    // Both jobs are written into one open transaction: not durable, not announced.
+    assert_eq!(jobs_seen(&r.db), 0);
+    assert!(events(&r.client).await.is_empty());
+    r.creator.commit();
+    assert_eq!(jobs_seen(&r.db), 2);
+    // (A client's outbox sends everything in `seq` order: each job, then its status.)
+    assert_eq!(
+        events(&r.client).await,
+        [
+            "\"job_auto_created\"",
+            "\"printer_status\"",
+            "\"job_auto_created\"",
+            "\"printer_status\""
+        ]
+    );
+    // A status that writes nothing goes out at once.
+    let PrinterEvent::Status(mut idle) = printing("c", "x.3mf") else {
+        unreachable!()
+    };
+    idle.state = PrinterState::Idle;
+    status(&mut r.creator, PrinterEvent::Status(idle));
+    assert!(!r.creator.group.is_open());
+    assert_eq!(events(&r.client).await, ["\"printer_status\""]);
+}
+
+#[actix_rt::test]
+async fn a_lost_group_is_undone_and_the_next_status_writes_it_again() {
+    let mut r = rig(&["a"]).await;
+    status(&mut r.creator, printing("a", "one.3mf"));
+    assert!(
+        r.creator
+            .book
+            .open_job_id(&PrinterId::new("a").unwrap())
+            .is_some()
+    );
+    // The transaction is gone (as when SQLite rolls back on a full disk).
+    r.creator.conn.execute_batch("ROLLBACK").unwrap();
+    r.creator.commit();
+    assert_eq!(jobs_seen(&r.db), 0);
+    assert!(
+        events(&r.client).await.is_empty(),
+        "no event for a job that is not there"
+    );
+    assert_eq!(r.creator.book.open_count(), 0);
+    // The printer's next status makes the same decision and writes it.
+    status(&mut r.creator, printing("a", "one.3mf"));
+    r.creator.commit();
+    assert_eq!(jobs_seen(&r.db), 1);
+    assert_eq!(
+        events(&r.client).await,
+        ["\"job_auto_created\"", "\"printer_status\""]
+    );
+}
+
+#[actix_rt::test]
+async fn a_group_is_not_committed_into_a_replaced_database() {
+    let mut r = rig(&["a"]).await;
+    r.creator.files = Some(store::files::FileIdentity::capture(&r.db).unwrap());
+    status(&mut r.creator, printing("a", "one.3mf"));
+    // An operator restores a copy over the live file while the group is open.
+    let copy = r.db.with_extension("copy");
+    std::fs::copy(&r.db, &copy).unwrap();
+    std::fs::rename(&copy, &r.db).unwrap();
+    r.creator.commit();
+    assert!(
+        events(&r.client).await.is_empty(),
+        "no event for a job a restart would lose"
+    );
+    assert_eq!(r.creator.book.open_count(), 0);
+    let fault = r.creator.health.database_fault_reason().unwrap();
+    assert!(fault.message.contains("replaced"), "{}", fault.message);
+    // Later statuses open no group: the writes are refused until a restart.
+    status(&mut r.creator, printing("a", "one.3mf"));
+    assert!(!r.creator.group.is_open());
+    assert_eq!(jobs_seen(&r.db), 0);
+}
