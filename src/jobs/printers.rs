@@ -20,7 +20,7 @@ impl JobCreator {
         let Some(entry) = self.printers.get(s.printer_id.as_str()) else {
             return;
         };
-        self.health.status_processed();
+        self.health.status_processed(s.printer_type);
         let lag = (time::now() - s.observed_at).num_milliseconds();
         self.health.status_lag(lag.max(0) as u64);
         let obs = s.observation();
