@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState};
 use crate::broadcast::view::LiveStates;
-use crate::broadcast::{Broadcaster, CloseAll, CloseReason};
+use crate::broadcast::{Broadcaster, CloseAll, CloseReason, FlushAll};
 use crate::config::Config;
 use crate::health::Health;
 use crate::jobs::JobCreator;
@@ -224,6 +224,9 @@ pub async fn run(
         tracing::warn!("the job writer had stopped; progress since its last write is lost");
     }
     creator_thread.stop();
+    // The events of those writes reach the integrations' tap (still connected: CloseAll
+    // spares it) before it drains: the Broadcaster handles its mailbox in order.
+    let _ = broadcaster.send(FlushAll).await;
     integrations.shutdown().await;
     if let Ok(Some(reason)) = signal.await {
         tracing::error!("stopped: {reason}");

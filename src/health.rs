@@ -10,14 +10,26 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::domain::PrinterType;
 use crate::time::{self, Timestamp};
+
+/// The slot of a printer type in the per-type counters.
+fn type_index(kind: PrinterType) -> usize {
+    match kind {
+        PrinterType::Bambu => 0,
+        PrinterType::Prusalink => 1,
+        PrinterType::Octoprint => 2,
+        PrinterType::Moonraker => 3,
+    }
+}
 
 pub struct Health {
     pub started: Instant,
     pub started_at: Timestamp,
     write_errors: AtomicU64,
-    /// Printer statuses the JobCreator processed (for `/health` and the load harness).
-    statuses_processed: AtomicU64,
+    /// Printer statuses the JobCreator processed, per printer type in the order of
+    /// `PrinterType::ALL` (`/health` shows the sum, `/metrics` each, the load harness both).
+    statuses_processed: [AtomicU64; PrinterType::ALL.len()],
     problem: Mutex<Option<WriteProblem>>,
     /// Set once, never cleared: writes are refused until a restart.
     database_fault: Mutex<Option<WriteProblem>>,
@@ -66,7 +78,7 @@ impl Default for Health {
             started: Instant::now(),
             started_at: time::now(),
             write_errors: AtomicU64::new(0),
-            statuses_processed: AtomicU64::new(0),
+            statuses_processed: Default::default(),
             problem: Mutex::new(None),
             database_fault: Mutex::new(None),
             fatal: Mutex::new(None),
@@ -105,9 +117,10 @@ impl Health {
         self.write_errors.load(Ordering::Relaxed)
     }
 
-    /// One more printer status processed (one relaxed atomic add per status).
-    pub fn status_processed(&self) {
-        self.statuses_processed.fetch_add(1, Ordering::Relaxed);
+    /// One more status of a printer of type `kind` processed (one relaxed atomic add
+    /// per status).
+    pub fn status_processed(&self, kind: PrinterType) {
+        self.statuses_processed[type_index(kind)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records how long a status waited between its driver and the JobCreator.
@@ -132,8 +145,22 @@ impl Health {
         w.previous_max_ms.max(w.current_max_ms)
     }
 
+    /// Statuses processed, all types.
     pub fn statuses_processed(&self) -> u64 {
-        self.statuses_processed.load(Ordering::Relaxed)
+        self.statuses_processed
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Statuses processed per printer type, every type present.
+    pub fn statuses_processed_by_type(&self) -> [(PrinterType, u64); PrinterType::ALL.len()] {
+        PrinterType::ALL.map(|k| {
+            (
+                k,
+                self.statuses_processed[type_index(k)].load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Records a database fault only a restart clears; the first reason is kept.

@@ -130,6 +130,12 @@ impl Metrics {
         for source in ["auto", "discovered", "manual"] {
             let _ = m.jobs_created.get_or_create(&SourceLabel { source });
         }
+        // Every printer type too, so a type that never sent garbage shows 0, not nothing.
+        for kind in crate::domain::PrinterType::ALL {
+            let _ = m.payloads_skipped.get_or_create(&TypeLabel {
+                r#type: kind.as_str(),
+            });
+        }
         for s in [
             JobStatus::Completed,
             JobStatus::Failed,

@@ -3,12 +3,13 @@
 //!
 //! `/metrics` reads most of what it reports when scraped — open jobs from the database,
 //! printers by connection and state from the live states, clients from the Broadcaster,
-//! status counts and lag from `Health` — and adds the counters of `metrics.rs`.
+//! status counts and lag from `Health`, webhook delivery status from the integrations
+//! (`notify/metrics.rs`) — and adds the counters of `metrics.rs`.
 
 use std::collections::BTreeMap;
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
@@ -80,6 +81,18 @@ async fn metrics(st: AppState, accept: Option<String>) -> warp::reply::Response 
         }),
     )
     .await;
+    // Each webhook's delivery status, from the database (none to read without webhooks).
+    let webhooks = if st.integrations.hooks().is_empty() {
+        Some(Default::default())
+    } else {
+        match tokio::time::timeout(SCRAPE_TIMEOUT, st.integrations.statuses()).await {
+            Ok(Ok(s)) => Some(s),
+            _ => {
+                tracing::warn!("/metrics: the webhook statuses could not be read; left out");
+                None
+            }
+        }
+    };
     let clients = st
         .broadcaster
         .send(ClientCount)
@@ -117,10 +130,16 @@ async fn metrics(st: AppState, accept: Option<String>) -> warp::reply::Response 
         "Printers by what they are doing",
         by_state,
     );
+    let processed = Family::<Labels, Counter>::default();
+    for (kind, n) in st.health.statuses_processed_by_type() {
+        processed
+            .get_or_create(&vec![("type".into(), kind.as_str().into())])
+            .inc_by(n);
+    }
     now.register(
         "statuses_processed",
-        "Printer statuses the job writer processed",
-        ConstCounter::new(st.health.statuses_processed()),
+        "Printer statuses the job writer processed, by printer type",
+        processed,
     );
     now.register(
         "status_lag_seconds",
@@ -152,6 +171,8 @@ async fn metrics(st: AppState, accept: Option<String>) -> warp::reply::Response 
             ConstGauge::new(age),
         );
     }
+
+    crate::notify::metrics::register(&mut now, &st.integrations, webhooks.as_ref());
 
     let mut body = String::new();
     let r = encode_registry(&mut body, crate::metrics::global().registry())

@@ -165,6 +165,7 @@ async fn delete(id: String, st: AppState) -> Result<impl Reply, Rejection> {
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;
+    st.integrations.printer_removed(pid.as_str());
     st.manager.do_send(StopPrinter(pid));
     Ok(StatusCode::NO_CONTENT)
 }

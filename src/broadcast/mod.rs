@@ -219,7 +219,9 @@ impl Handler<Disconnect> for Broadcaster {
     }
 }
 
-/// Close every client with a reason (shutdown).
+/// Close every WebSocket client with a reason (shutdown). Internal clients (the
+/// integrations' tap) stay: the JobCreator's last commit comes after this, and what it
+/// publishes must still reach webhooks and MQTT.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseAll(pub CloseReason);
@@ -227,10 +229,33 @@ pub struct CloseAll(pub CloseReason);
 impl Handler<CloseAll> for Broadcaster {
     type Result = ();
     fn handle(&mut self, CloseAll(reason): CloseAll, _: &mut Self::Context) {
-        for c in self.clients.values() {
+        self.clients.retain(|_, c| {
+            if c.internal.load(std::sync::atomic::Ordering::Relaxed) {
+                return true;
+            }
             c.close(reason);
+            false
+        });
+    }
+}
+
+/// Sends every held status now. Answered once everything published before it has been
+/// offered to the clients (the daemon's last step before the integrations drain).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushAll;
+
+impl Handler<FlushAll> for Broadcaster {
+    type Result = ();
+    fn handle(&mut self, _: FlushAll, _: &mut Self::Context) {
+        let mut out = Vec::new();
+        self.due.clear();
+        for slot in self.statuses.values_mut() {
+            if let Some(ev) = slot.held.take() {
+                out.push((ev, Some(slot.index)));
+            }
         }
-        self.clients.clear();
+        self.emit(out);
     }
 }
 
@@ -298,6 +323,26 @@ mod tests {
         assert!(received(&c).is_empty(), "sent twice within a second");
         b.flush_held_at(t0 + ms(2_003));
         assert_eq!(received(&c), [("a".into(), 4)]);
+    }
+
+    #[actix_rt::test]
+    async fn at_shutdown_internal_clients_stay_and_get_the_held_statuses() {
+        let b = Broadcaster::new().start();
+        let ws = b.send(Connect).await.unwrap();
+        let tap = b.send(Connect).await.unwrap();
+        tap.internal
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        b.send(Publish(status("a", 1))).await.unwrap();
+        b.send(Publish(status("a", 2))).await.unwrap(); // held for its second
+        let _ = received(&tap);
+        b.send(CloseAll(CloseReason::Shutdown)).await.unwrap();
+        assert_eq!(ws.take().close, Some(CloseReason::Shutdown));
+        assert!(tap.take().close.is_none(), "the tap was closed");
+        // Published after CloseAll (the writer's last commit), then flushed.
+        b.send(Publish(status("b", 1))).await.unwrap();
+        b.send(FlushAll).await.unwrap();
+        assert_eq!(received(&tap), [("b".into(), 1), ("a".into(), 2)]);
+        assert_eq!(b.send(ClientCount).await.unwrap(), 0);
     }
 
     #[actix_rt::test]

@@ -22,7 +22,7 @@ impl JobCreator {
         let Some(entry) = self.printers.get(s.printer_id.as_str()) else {
             return;
         };
-        self.health.status_processed();
+        self.health.status_processed(s.printer_type);
         let now = Now::real();
         let lag = (now.wall - s.observed_at).num_milliseconds();
         self.health.status_lag(lag.max(0) as u64);

@@ -12,6 +12,8 @@
 pub use crate::config::notify as config;
 pub mod deliver;
 pub mod formats;
+mod ha;
+pub mod metrics;
 pub mod mqtt;
 pub mod queue;
 mod tap;
@@ -280,6 +282,15 @@ impl Integrations {
             mqtt_published: m.map_or(0, |s| s.published.load(Ordering::Relaxed)),
             mqtt_dropped_events: m.map_or(0, |s| s.dropped_events.load(Ordering::Relaxed)),
         }
+    }
+
+    /// A printer was deleted: MQTT empties its retained state and discovery topics, and
+    /// the tap forgets its last state.
+    pub fn printer_removed(&self, printer: &str) {
+        if let Some(m) = &self.inner.mqtt {
+            m.shared.remove_printer(printer);
+        }
+        self.inner.tap.forget_printer(printer);
     }
 
     /// Clean shutdown: route what the tap still holds, commit pending deliveries, and

@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, Transport};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::Notify;
 
 use super::config::MqttConfig;
+use super::ha::{self, View};
 
 /// Messages rumqttc may hold before `try_publish` says full. A full resync of a large
 /// farm goes out over several rounds of this.
@@ -52,6 +51,8 @@ struct Latest {
     /// Printers whose discovery went out on this connection.
     discovered: HashSet<String>,
     events: VecDeque<(String, Arc<str>)>,
+    /// Printers deleted whose retained topics are not emptied yet.
+    removed: HashSet<String>,
     resync: bool,
 }
 
@@ -90,6 +91,20 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// A printer was deleted: forget its state and empty its retained topics (state
+    /// and discovery), so neither the broker nor Home Assistant keeps a ghost of it.
+    pub fn remove_printer(&self, printer: &str) {
+        let mut l = self.lock();
+        l.states.remove(printer);
+        l.dirty.remove(printer);
+        l.discovered.remove(printer);
+        if l.removed.len() < MAX_PRINTERS {
+            l.removed.insert(printer.to_owned());
+        }
+        drop(l);
+        self.wake.notify_one();
+    }
+
     /// A job event for `<prefix>/events/<type>`.
     pub fn push_event(&self, kind: &str, envelope: Arc<str>) {
         let mut l = self.lock();
@@ -103,65 +118,6 @@ impl Shared {
     }
 }
 
-/// The members of a printer_status the state topic carries.
-#[derive(Deserialize)]
-struct View {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(default)]
-    connection: Option<String>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    current_print: Option<Current>,
-    #[serde(default)]
-    temperatures: Option<Temps>,
-    #[serde(default)]
-    updated_at: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Current {
-    filename: Option<String>,
-    job_name: Option<String>,
-    progress: Option<f64>,
-    remaining_s: Option<i64>,
-    job_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Temps {
-    nozzle: Option<f64>,
-    bed: Option<f64>,
-}
-
-/// `printfarmd/printers/<id>/state`: flat, so Home Assistant templates stay simple.
-fn state_payload(v: &View) -> String {
-    let cp = v.current_print.as_ref();
-    json!({
-        "id": v.id,
-        "name": v.name.as_deref().unwrap_or(&v.id),
-        "type": v.kind,
-        "connection": v.connection,
-        "online": v.connection.as_deref() == Some("connected"),
-        "state": v.state,
-        "progress": cp.and_then(|c| c.progress).unwrap_or(0.0),
-        "current_job": cp.and_then(|c| c.filename.clone().or_else(|| c.job_name.clone())),
-        "job_id": cp.and_then(|c| c.job_id.clone()),
-        "time_left_s": cp.and_then(|c| c.remaining_s),
-        "error": v.error,
-        "nozzle_temp": v.temperatures.as_ref().and_then(|t| t.nozzle),
-        "bed_temp": v.temperatures.as_ref().and_then(|t| t.bed),
-        "updated_at": v.updated_at,
-    })
-    .to_string()
-}
-
 /// RECONNECT_MIN doubled per failure up to RECONNECT_MAX, with jitter (half to all of
 /// it) so daemons restarted together do not return in lock-step.
 fn reconnect_delay(failures: u32) -> Duration {
@@ -170,91 +126,6 @@ fn reconnect_delay(failures: u32) -> Duration {
         .unwrap_or(RECONNECT_MAX)
         .min(RECONNECT_MAX);
     full.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.5..=1.0))
-}
-
-/// Home Assistant's node id: `[a-zA-Z0-9_-]` only.
-fn node_id(printer: &str) -> String {
-    let clean: String = printer
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("printfarmd_{clean}")
-}
-
-/// The discovery messages for one printer: `(topic, config)`.
-fn discovery(cfg: &MqttConfig, v: &View) -> Vec<(String, String)> {
-    let node = node_id(&v.id);
-    let state_topic = format!("{}/printers/{}/state", cfg.topic_prefix, v.id);
-    let name = v.name.as_deref().unwrap_or(&v.id);
-    let device = json!({
-        "identifiers": [node],
-        "name": name,
-        "manufacturer": "printfarmd",
-        "model": v.kind.as_deref().unwrap_or("printer"),
-    });
-    let sensors = [
-        (
-            "state",
-            "State",
-            "{{ value_json.state }}",
-            json!({"icon": "mdi:printer-3d"}),
-        ),
-        (
-            "connection",
-            "Connection",
-            "{{ value_json.connection }}",
-            json!({"icon": "mdi:lan-connect"}),
-        ),
-        (
-            "progress",
-            "Progress",
-            "{{ value_json.progress }}",
-            json!({"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:progress-check"}),
-        ),
-        (
-            "current_job",
-            "Current job",
-            "{{ value_json.current_job if value_json.current_job else 'none' }}",
-            json!({"icon": "mdi:file-outline"}),
-        ),
-        (
-            "time_left",
-            "Time left",
-            "{{ value_json.time_left_s if value_json.time_left_s is not none else 0 }}",
-            json!({"unit_of_measurement": "s", "device_class": "duration"}),
-        ),
-    ];
-    sensors
-        .into_iter()
-        .map(|(object, label, template, extra)| {
-            let mut c = json!({
-                "name": label,
-                "unique_id": format!("{node}_{object}"),
-                // object_id for Home Assistant before 2025.10, default_entity_id after.
-                "object_id": format!("{node}_{object}"),
-                "default_entity_id": format!("sensor.{node}_{object}"),
-                "state_topic": state_topic,
-                "value_template": template,
-                "availability_topic": format!("{}/status", cfg.topic_prefix),
-                "payload_available": "online",
-                "payload_not_available": "offline",
-                "device": device,
-            });
-            if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
-                c.extend(extra.clone());
-            }
-            (
-                format!("{}/sensor/{node}/{object}/config", cfg.discovery_prefix),
-                c.to_string(),
-            )
-        })
-        .collect()
 }
 
 /// Broker options from the configuration (the error names the key, never the password).
@@ -392,7 +263,7 @@ impl Mqtt {
                 continue;
             };
             if !self.cfg.discovery_prefix.is_empty() && !l.discovered.contains(&id) {
-                let msgs = discovery(&self.cfg, &view);
+                let msgs = ha::discovery(&self.cfg, &view);
                 if !msgs
                     .into_iter()
                     .all(|(t, c)| self.try_pub(t, QoS::AtLeastOnce, true, c))
@@ -401,11 +272,24 @@ impl Mqtt {
                 }
                 l.discovered.insert(id.clone());
             }
-            let topic = format!("{prefix}/printers/{}/state", view.id);
-            if !self.try_pub(topic, QoS::AtMostOnce, true, state_payload(&view)) {
+            let topic = ha::state_topic(&self.cfg, &view.id);
+            if !self.try_pub(topic, QoS::AtMostOnce, true, ha::state_payload(&view)) {
                 return;
             }
             l.dirty.remove(&id);
+        }
+        // Deleted printers: an empty retained message removes a retained topic.
+        let removed: Vec<String> = l.removed.iter().cloned().collect();
+        for id in removed {
+            // Added again under the same id since: its topics are in use.
+            if !l.states.contains_key(&id)
+                && !ha::retained_topics(&self.cfg, &id)
+                    .into_iter()
+                    .all(|t| self.try_pub(t, QoS::AtLeastOnce, true, Vec::new()))
+            {
+                return;
+            }
+            l.removed.remove(&id);
         }
         while let Some((kind, env)) = l.events.pop_front() {
             if !self.try_pub(
@@ -431,40 +315,5 @@ impl Mqtt {
             let _ = self.client.disconnect().await;
         })
         .await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn view() -> View {
-        serde_json::from_str(
-            r#"{"id":"x1.rack","name":"X1C rack 1","type":"bambu","connection":"connected",
-                "state":"printing","current_print":{"filename":"a.3mf","progress":42.5,
-                "remaining_s":600,"job_id":"job_1"},"temperatures":{"nozzle":220.0}}"#,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn state_is_flat_and_discovery_points_at_it() {
-        let s: serde_json::Value = serde_json::from_str(&state_payload(&view())).unwrap();
-        assert_eq!(s["progress"], 42.5);
-        assert_eq!(s["current_job"], "a.3mf");
-        assert_eq!(s["time_left_s"], 600);
-        assert_eq!(s["online"], true);
-        let cfg: MqttConfig = serde_json::from_value(json!({"url": "mqtt://h"})).unwrap();
-        let d = discovery(&cfg, &view());
-        assert_eq!(d.len(), 5);
-        assert_eq!(
-            d[0].0,
-            "homeassistant/sensor/printfarmd_x1_rack/state/config"
-        );
-        let c: serde_json::Value = serde_json::from_str(&d[2].1).unwrap();
-        assert_eq!(c["state_topic"], "printfarmd/printers/x1.rack/state");
-        assert_eq!(c["availability_topic"], "printfarmd/status");
-        assert_eq!(c["unit_of_measurement"], "%");
-        assert_eq!(c["default_entity_id"], "sensor.printfarmd_x1_rack_progress");
     }
 }

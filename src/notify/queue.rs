@@ -57,6 +57,9 @@ pub struct Queue {
     pub wake_deliverer: Notify,
     /// Rows on disk (kept in memory to enforce MAX_QUEUED without counting rows).
     queued: AtomicU64,
+    /// Held by whoever is taking a batch from `pending` to the disk, so `flush` (at
+    /// shutdown) waits for a batch the writer task has taken but not yet committed.
+    writing: tokio::sync::Mutex<()>,
     pub stats: QueueStats,
 }
 
@@ -72,6 +75,7 @@ impl Queue {
             wake_writer: Notify::new(),
             wake_deliverer: Notify::new(),
             queued: AtomicU64::new(queued),
+            writing: tokio::sync::Mutex::new(()),
             stats: QueueStats::default(),
         }))
     }
@@ -145,6 +149,7 @@ impl Queue {
 
     /// Commits one batch; false when nothing was pending.
     async fn write_some(&self) -> bool {
+        let _writing = self.writing.lock().await;
         let batch: Vec<Delivery> = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let n = p.len().min(WRITE_BATCH);

@@ -94,6 +94,16 @@ impl TapHandle {
         }
     }
 
+    /// A deleted printer: its last state is forgotten (a printer added again under its
+    /// id starts afresh, its first status no news).
+    pub fn forget_printer(&self, printer: &str) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .printer_state
+            .remove(printer);
+    }
+
     /// Routes whatever the outbox holds now.
     pub fn drain(&self) {
         let client = self
@@ -102,8 +112,10 @@ impl TapHandle {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(c) = client {
-            let batch = c.take();
+            // Taken under the state lock, as the tap's task does: when this returns,
+            // everything offered before it has been routed, not half-way in the task.
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let batch = c.take();
             for m in batch.messages {
                 st.route(m);
             }
@@ -150,13 +162,14 @@ pub async fn start(
             *h.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
             loop {
                 client.ready.notified().await;
-                let batch = client.take();
-                {
+                let batch = {
                     let mut st = h.state.lock().unwrap_or_else(|e| e.into_inner());
-                    for m in batch.messages {
+                    let mut batch = client.take();
+                    for m in batch.messages.drain(..) {
                         st.route(m);
                     }
-                }
+                    batch
+                };
                 match batch.close {
                     None => {}
                     Some(CloseReason::Shutdown) => return,
@@ -192,7 +205,11 @@ impl State {
         let Ok(s) = serde_json::from_str::<StatusHead>(data.get()) else {
             return;
         };
-        if let Some(m) = &self.mqtt {
+        // A status the Broadcaster held for a printer deleted since would bring its
+        // retained topics back: only printers in the registry are published.
+        if let Some(m) = &self.mqtt
+            && self.printers.get(&s.id).is_some()
+        {
             m.set_state(&s.id, data.get());
         }
         let error = s

@@ -162,3 +162,55 @@ async fn moonraker_wrong_key_is_auth_failed_and_an_unreachable_host_disconnected
     let text = all.to_string() + &r.d.log();
     assert!(!text.contains(wrong) && !text.contains(&key));
 }
+
+/// A WebSocket server on the printer's address, in the test, that answers every request
+/// with text that is not JSON-RPC.
+async fn garbage_server() -> u16 {
+    use futures_util::{SinkExt, StreamExt};
+    use warp::Filter;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ws = warp::path!("websocket")
+        .and(warp::ws())
+        .map(|ws: warp::ws::Ws| {
+            ws.on_upgrade(|socket| async move {
+                let (mut tx, mut rx) = socket.split();
+                while let Some(Ok(m)) = rx.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                    if tx
+                        .send(warp::ws::Message::text("<html>It works!</html>"))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        });
+    tokio::spawn(warp::serve(ws).incoming(listener).run());
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moonraker_a_server_that_answers_nothing_usable_shows_error_with_the_reason() {
+    let port = garbage_server().await;
+    let toml = format!(
+        "\n[[printers]]\nid = \"moon_junk\"\ntype = \"moonraker\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    );
+    let d = rig::start_daemon(rig::DAEMON_EXTRA, toml).await;
+    let p =
+        crate::rig::wait_printer_of(&d, "moon_junk", "error", |v| v["connection"] == "error").await;
+    let why = p["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(why.contains("nothing it sent could be used"), "{p}");
+    assert!(p["bad_data"]["skipped_payloads"].as_u64() >= Some(1), "{p}");
+    // It stays so, also once the session ends because no request was answered (the
+    // request timeout, 10 s): the reason is still what it sent, not "did not answer".
+    for _ in 0..26 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, p) = d.get("/api/v1/printers/moon_junk").await;
+        assert_eq!(p["connection"], "error", "{p}");
+        assert_eq!(p["last_error"], why.as_str(), "{p}");
+    }
+}

@@ -238,3 +238,95 @@ async fn home_assistant_sees_the_farm_and_a_broker_restart_recovers() {
     })
     .await;
 }
+
+/// A printer deleted through the API leaves nothing behind on the broker: its retained
+/// state topic and Home Assistant discovery configs are emptied (an empty retained
+/// message removes a retained topic), so Home Assistant drops its entities and a new
+/// subscriber never sees it, while the other printer's topics stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_printer_leaves_no_retained_topics_behind() {
+    if !Path::new(MOSQUITTO).exists() {
+        eprintln!("skipped: {MOSQUITTO} is not installed (apt-get install mosquitto)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _mosquitto = broker(dir.path(), port).await;
+    let sub = Sub::start(port, "test-sub-before").await;
+    let sim = rig::farm()
+        .bambu(1, printfarmd_sim::Style::X1)
+        .prusalink(1)
+        .start()
+        .await
+        .unwrap();
+    let extra = format!(
+        "{}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n",
+        rig::DAEMON_EXTRA
+    );
+    let d = rig::start_daemon(&extra, String::new()).await;
+    let r = Rig { sim, d };
+    for p in r.sim.printers() {
+        let mut entry = serde_json::to_value(&p).unwrap();
+        entry.as_object_mut().unwrap().remove("style");
+        let (code, body) = r.d.send("POST", "/api/v1/printers", Some(entry)).await;
+        assert_eq!(code, 201, "{body}");
+    }
+    sub.wait("both printers discovered, with their states", |s| {
+        discovered(s, "printfarmd_bambu_1")
+            && discovered(s, "printfarmd_prusa_1")
+            && s.json("printfarmd/printers/prusa_1/state")["connection"] == "connected"
+            && s.json("printfarmd/printers/bambu_1/state")["connection"] == "connected"
+    })
+    .await;
+
+    let (code, body) = r.d.send("DELETE", "/api/v1/printers/prusa_1", None).await;
+    assert_eq!(code, 204, "{body}");
+    let mut gone = vec!["printfarmd/printers/prusa_1/state".to_owned()];
+    gone.extend(
+        [
+            "state",
+            "connection",
+            "progress",
+            "current_job",
+            "time_left",
+        ]
+        .iter()
+        .map(|o| format!("homeassistant/sensor/printfarmd_prusa_1/{o}/config")),
+    );
+    sub.wait("the deleted printer's retained topics emptied", |s| {
+        gone.iter().all(|t| s.get(t).as_deref() == Some(""))
+    })
+    .await;
+
+    // A subscriber from now on gets the other printer's retained topics and none of the
+    // deleted one's, even after the other printer's statuses kept coming for a while.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fresh = Sub::start(port, "test-sub-after").await;
+    fresh
+        .wait("the remaining printer's retained topics", |s| {
+            discovered(s, "printfarmd_bambu_1")
+                && s.json("printfarmd/printers/bambu_1/state")["connection"] == "connected"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let left: Vec<String> = fresh
+        .seen
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|t| t.contains("prusa_1"))
+        .cloned()
+        .collect();
+    assert!(
+        left.is_empty(),
+        "retained topics of a deleted printer: {left:?}"
+    );
+    assert!(
+        gone.iter().all(|t| sub.get(t).as_deref() == Some("")),
+        "a deleted printer's topic was published again"
+    );
+}

@@ -202,3 +202,54 @@ async fn octoprint_wrong_key_is_auth_failed_and_an_unreachable_server_disconnect
     let text = all.to_string() + &r.d.log();
     assert!(!text.contains(wrong) && !text.contains(&key) && !text.contains("ABCDEF\""));
 }
+
+/// A server on the printer's address, in the test: `/api/version` as `version` gives it,
+/// every other path answered `200` with text that is not OctoPrint's JSON, no push socket.
+async fn garbage_server(version: &'static str) -> u16 {
+    use warp::Filter;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let version = warp::path!("api" / "version")
+        .map(move || warp::reply::with_header(version, "content-type", "application/json"));
+    let rest = warp::any().map(|| "<html><body>It works!</body></html>");
+    tokio::spawn(warp::serve(version.or(rest)).incoming(listener).run());
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn octoprint_a_server_that_answers_nothing_usable_shows_error_with_the_reason() {
+    // One says it is OctoPrint and then answers nothing usable; one is not OctoPrint.
+    let says_octoprint =
+        garbage_server(r#"{"api":"0.1","server":"1.11.2","text":"OctoPrint 1.11.2"}"#).await;
+    let not_octoprint = garbage_server("<html>router login</html>").await;
+    let entry = |id: &str, port: u16| {
+        format!(
+            "\n[[printers]]\nid = \"{id}\"\ntype = \"octoprint\"\nhost = \"127.0.0.1\"\nport = {port}\napi_key = \"0123456789ABCDEF0123456789ABCDEF\"\n"
+        )
+    };
+    let toml = entry("octo_junk", says_octoprint) + &entry("octo_router", not_octoprint);
+    let d = rig::start_daemon(rig::DAEMON_EXTRA, toml).await;
+    let p =
+        crate::rig::wait_printer_of(&d, "octo_junk", "error", |v| v["connection"] == "error").await;
+    let why = p["last_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("nothing it sent could be used") && why.contains("GET /api/job"),
+        "{p}"
+    );
+    assert!(p["bad_data"]["skipped_payloads"].as_u64() >= Some(1), "{p}");
+    let p = crate::rig::wait_printer_of(&d, "octo_router", "error", |v| v["connection"] == "error")
+        .await;
+    assert!(
+        p["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not OctoPrint"),
+        "{p}"
+    );
+    // It stays so, poll after poll.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, p) = d.get("/api/v1/printers/octo_junk").await;
+        assert_eq!(p["connection"], "error", "{p}");
+    }
+}

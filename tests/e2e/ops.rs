@@ -210,6 +210,20 @@ fn tool(name: &str) -> Option<std::path::PathBuf> {
     })
 }
 
+/// The printer types, as `/metrics` labels them.
+const TYPES: [&str; 4] = ["bambu", "prusalink", "octoprint", "moonraker"];
+
+async fn scrape(r: &Rig) -> String {
+    r.d.http
+        .get(r.d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn value_of(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
@@ -230,11 +244,19 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
              PRINTFARMD_SKIP_PROMETHEUS=1 skips this test"
         );
     };
-    let r = Rig::start(x1(1).bambu(1, Style::P1).prusalink(1)).await;
+    // One printer of every type, so each type's series is seen moving.
+    let r = Rig::start(
+        x1(1)
+            .bambu(1, Style::P1)
+            .prusalink(1)
+            .octoprint(1)
+            .moonraker(1),
+    )
+    .await;
     for p in r.sim.printers() {
         r.act(&p.id, print("metrics.3mf", 60)).await;
     }
-    r.wait_jobs("status=running", "a job per printer", |j| j.len() == 3)
+    r.wait_jobs("status=running", "a job per printer", |j| j.len() == 5)
         .await;
     let (code, _) = r.d.get("/api/v1/jobs?limit=5").await;
     assert_eq!(code, 200);
@@ -249,21 +271,44 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
     );
     let text = resp.text().await.unwrap();
     let expect = [
-        ("printfarmd_jobs_created_total{source=\"auto\"}", 3.0),
+        ("printfarmd_jobs_created_total{source=\"auto\"}", 5.0),
         ("printfarmd_jobs_created_total{source=\"manual\"}", 0.0),
-        ("printfarmd_jobs_open", 3.0),
-        ("printfarmd_printers_configured", 3.0),
+        ("printfarmd_jobs_ended_total{status=\"completed\"}", 0.0),
+        ("printfarmd_jobs_open", 5.0),
+        ("printfarmd_printers_configured", 5.0),
         (
             "printfarmd_printers_by_connection{connection=\"connected\"}",
-            3.0,
+            5.0,
         ),
-        ("printfarmd_printers_by_state{state=\"printing\"}", 3.0),
+        ("printfarmd_printers_by_state{state=\"printing\"}", 5.0),
+        ("printfarmd_websocket_clients", 0.0),
     ];
     for (series, want) in expect {
         assert_eq!(value_of(&text, series), Some(want), "{series} in\n{text}");
     }
+    // Statuses processed and payloads skipped, per printer type: every type there.
+    let processed = |t: &str, kind: &str| {
+        value_of(
+            t,
+            &format!("printfarmd_statuses_processed_total{{type=\"{kind}\"}}"),
+        )
+    };
+    for kind in TYPES {
+        assert!(
+            processed(&text, kind).is_some_and(|v| v >= 1.0),
+            "statuses of {kind} in\n{text}"
+        );
+        let skipped = format!("printfarmd_printer_payloads_skipped_total{{type=\"{kind}\"}}");
+        assert_eq!(value_of(&text, &skipped), Some(0.0), "{skipped} in\n{text}");
+    }
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("printfarmd_statuses_processed_total ")),
+        "an unlabelled total beside the per-type series:\n{text}"
+    );
+    let first = text.clone();
     for series in [
-        "printfarmd_statuses_processed_total",
         "printfarmd_db_commit_duration_seconds_count",
         "printfarmd_http_requests_total{route=\"/api/v1/jobs\",code=\"200\"}",
     ] {
@@ -275,18 +320,10 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
 
     // A printer sending garbage: skipped, counted by printer type.
     r.act("bambu_1", printfarmd_sim::Action::Garbage).await;
-    let text = eventually(
+    eventually(
         "a skipped payload on /metrics",
         async || {
-            let t =
-                r.d.http
-                    .get(r.d.url("/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+            let t = scrape(&r).await;
             let n = value_of(
                 &t,
                 "printfarmd_printer_payloads_skipped_total{type=\"bambu\"}",
@@ -296,6 +333,32 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
             } else {
                 Err(t)
             }
+        },
+        |t| t,
+    )
+    .await;
+
+    // The rest moves too: a print ends, a WebSocket client connects, a backup is made,
+    // and every type's statuses keep coming.
+    let _ws = r.d.ws().await;
+    r.act("prusa_1", printfarmd_sim::Action::Finish).await;
+    let (code, body) = r.d.send("POST", "/api/v1/backup", None).await;
+    assert_eq!(code, 201, "{body}");
+    let text = eventually(
+        "ended jobs, a client, a backup and more statuses of every type on /metrics",
+        async || {
+            let t = scrape(&r).await;
+            let moved = value_of(&t, "printfarmd_jobs_ended_total{status=\"completed\"}")
+                == Some(1.0)
+                && value_of(&t, "printfarmd_jobs_open") == Some(4.0)
+                && value_of(&t, "printfarmd_websocket_clients") == Some(1.0)
+                && value_of(&t, "printfarmd_backups_total{result=\"ok\"}")
+                    .is_some_and(|n| n >= 1.0)
+                && value_of(&t, "printfarmd_backup_age_seconds").is_some()
+                && TYPES
+                    .iter()
+                    .all(|k| processed(&t, k) > processed(&first, k));
+            if moved { Ok(t) } else { Err(t) }
         },
         |t| t,
     )
@@ -392,8 +455,8 @@ async fn metrics_while_a_farm_prints_pass_promtool_and_a_prometheus_scrape() {
         let open = query("printfarmd_jobs_open").await;
         let created = query("sum(printfarmd_jobs_created_total)").await;
         if up.as_deref() == Some("1")
-            && open.as_deref() == Some("3")
-            && created.as_deref() == Some("3")
+            && open.as_deref() == Some("4")
+            && created.as_deref() == Some("5")
         {
             break;
         }

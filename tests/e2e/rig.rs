@@ -124,21 +124,7 @@ impl Rig {
 
     /// Polls `GET /api/v1/printers/{id}` until `ok` holds.
     pub async fn wait_printer(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        eventually(
-            what,
-            async || {
-                let (code, p) = self.d.get(&format!("/api/v1/printers/{id}")).await;
-                assert_eq!(code, 200, "{p}");
-                if ok(&p) { Ok(p) } else { Err(p) }
-            },
-            |p| {
-                format!(
-                    "printer = {p}\ndaemon log tail:\n{}",
-                    tail(&self.d.log(), 40)
-                )
-            },
-        )
-        .await
+        wait_printer_of(&self.d, id, what, ok).await
     }
 
     /// Polls `GET /api/v1/health` until `ok` holds.
@@ -191,6 +177,25 @@ impl Rig {
         .unwrap();
         Rig { sim, d }
     }
+}
+
+/// Polls `GET /api/v1/printers/{id}` of `d` until `ok` holds.
+pub async fn wait_printer_of(
+    d: &Daemon,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(
+        what,
+        async || {
+            let (code, p) = d.get(&format!("/api/v1/printers/{id}")).await;
+            assert_eq!(code, 200, "{p}");
+            if ok(&p) { Ok(p) } else { Err(p) }
+        },
+        |p| format!("printer = {p}\ndaemon log tail:\n{}", tail(&d.log(), 40)),
+    )
+    .await
 }
 
 pub async fn start_daemon(extra: &str, printers: String) -> Daemon {

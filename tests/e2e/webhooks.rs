@@ -142,6 +142,56 @@ async fn signed_deliveries_reach_a_receiver_that_was_down_across_a_daemon_restar
         |s| format!("{s}"),
     )
     .await;
+    // The same status on /metrics, by webhook id; never a URL or a secret there.
+    let metrics =
+        r.d.http
+            .get(r.d.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    let value = |series: &str| {
+        metrics.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert_eq!(value("printfarmd_webhooks"), Some(2.0), "{metrics}");
+    for id in ["farm", "phone"] {
+        let series = |name: &str| format!("printfarmd_webhook_{name}{{webhook=\"{id}\"}}");
+        assert_eq!(value(&series("queued")), Some(0.0), "{metrics}");
+        assert!(
+            value(&series("delivered_total")).is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
+        assert!(
+            value(&series("failed_attempts_total")).is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
+        for t in [
+            "last_success_timestamp_seconds",
+            "last_error_timestamp_seconds",
+        ] {
+            assert!(
+                value(&series(t)).is_some_and(|t| (now - 600.0..=now + 5.0).contains(&t)),
+                "{t} of {id}: {metrics}"
+            );
+        }
+    }
+    // The start and the failure, both on /hook.
+    assert!(
+        value("printfarmd_webhook_delivered_total{webhook=\"farm\"}").is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
+    for s in [SECRET, "other-secret-77", "farm-topic", &format!(":{port}")] {
+        assert!(!metrics.contains(s), "{s} on /metrics: {metrics}");
+    }
+
     // At least once, never more than once per delivery id: the same id always carries
     // the same body, and no event arrived under two ids.
     let all = receiver.all();
@@ -370,4 +420,150 @@ async fn with_auth_on_the_webhooks_api_needs_a_key() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+/// The events of the daemon's last commit at SIGTERM reach webhooks. A print ends while
+/// the job writer is held (a debug-build fault: it blocks at the next keep-alive ping);
+/// SIGTERM comes; the writer is let go, and the print's end is written by the shutdown's
+/// final commit — after WebSocket clients were closed. Its delivery must be in the
+/// on-disk queue when the process has exited, and reach the receiver after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_ending_in_the_last_commit_before_sigterm_is_delivered_after_a_restart() {
+    let port = free_port(); // the receiver is down until the restart
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sim = x1(1).start().await.unwrap();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[database]\npath = {:?}\n{}\n[[webhooks]]\nid = \"ends\"\nurl = \"http://127.0.0.1:{port}/hook\"\nevents = [\"job_updated\"]\nstatuses = [\"completed\"]\n{}",
+            dir.path().join("printfarmd.db"),
+            rig::DAEMON_EXTRA,
+            sim.config_toml()
+        ),
+    )
+    .unwrap();
+    // Keep-alive pings (what the fault holds the writer in) need a notify socket.
+    let sock = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    notify.set_nonblocking(true).unwrap();
+    let flag = dir.path().join("block-writer");
+    let fault = format!("block-writer:{}", flag.display());
+    let d = tokio::task::spawn_blocking({
+        let (dir, config, sock) = (dir.clone(), config.clone(), sock.display().to_string());
+        move || {
+            Daemon::spawn(
+                dir,
+                config,
+                &[
+                    ("NOTIFY_SOCKET", sock.as_str()),
+                    ("WATCHDOG_USEC", "1000000"),
+                    ("PRINTFARMD_TEST_FAULT", fault.as_str()),
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let r = Rig { sim, d };
+    r.wait_printer("bambu_1", "connected and reporting", |v| {
+        v["connection"] == "connected" && v["state"] != "unknown"
+    })
+    .await;
+    r.act("bambu_1", print("last.3mf", 300)).await;
+    let jobs = r
+        .wait_jobs("status=running", "the print's job", |j| j.len() == 1)
+        .await;
+    let job_id = jobs[0]["id"].as_str().unwrap().to_owned();
+
+    // Hold the writer, then end the print: its statuses wait in the writer's mailbox.
+    std::fs::write(&flag, b"").unwrap();
+    eventually(
+        "the job writer held",
+        async || {
+            let log = r.d.log();
+            if log.contains("test fault: the job writer is blocked") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+        |log| rig::tail(&log, 20),
+    )
+    .await;
+    r.act("bambu_1", Action::Finish).await;
+    r.wait_sim("bambu_1", "FINISH").await;
+    // The printer's reports of the end reach the driver and the mailbox in milliseconds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, job) = r.d.get(&format!("/api/v1/jobs/{job_id}")).await;
+    assert_eq!(job["status"], "running", "the writer was not held: {job}");
+
+    // SIGTERM while held; a moment later the writer goes on, into the shutdown.
+    let Rig { sim, d } = r;
+    let stopping = tokio::task::spawn_blocking(move || {
+        let mut d = d;
+        d.stop();
+        d
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::remove_file(&flag).unwrap();
+    let d = stopping.await.unwrap();
+
+    // The end was written at shutdown, and its delivery queued on disk.
+    let (status, queued) = {
+        let c = rusqlite::Connection::open_with_flags(
+            dir.path().join("printfarmd.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let status: String = c
+            .query_row("SELECT status FROM jobs WHERE id = ?1", [&job_id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut q = c
+            .prepare(
+                "SELECT id FROM webhook_deliveries WHERE webhook_id = 'ends' \
+                 AND body LIKE ?1 AND body LIKE '%\"status\":\"completed\"%'",
+            )
+            .unwrap();
+        let ids: Vec<String> = q
+            .query_map([format!("%{job_id}%")], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (status, ids)
+    };
+    assert_eq!(
+        status,
+        "completed",
+        "the print's end was not in the last commit; log:\n{}",
+        rig::tail(&d.log(), 40)
+    );
+    assert_eq!(
+        queued.len(),
+        1,
+        "the end's delivery is not in the on-disk queue (lost at shutdown); log:\n{}",
+        rig::tail(&d.log(), 40)
+    );
+
+    // Restarted, with the receiver up: delivered from the queue, under its queued id.
+    let receiver = Receiver::start(port, got.clone()).await;
+    let (dir2, config2) = (d.dir.clone(), d.config_path.clone());
+    drop(d);
+    let d = tokio::task::spawn_blocking(move || Daemon::spawn(dir2, config2, &[]))
+        .await
+        .unwrap();
+    let ended = wait_got(
+        "the end delivered after the restart",
+        &got,
+        |g| g.json()["data"]["id"] == job_id.as_str(),
+        || d.log(),
+    )
+    .await;
+    assert_eq!(ended.json()["data"]["status"], "completed");
+    assert_eq!(ended.header("x-printfarmd-delivery"), queued[0]);
+    receiver.stop();
+    drop(sim);
 }

@@ -13,6 +13,7 @@
 pub mod clients;
 pub mod hist;
 pub mod latency;
+mod mix;
 pub mod prints;
 pub mod procs;
 pub mod verify;
@@ -26,6 +27,7 @@ use clap::Args;
 use serde_json::json;
 use tokio::time::Instant;
 
+use mix::{Mix, parse_mix, parse_range};
 use prints::{Control, Plan};
 
 /// Bambu preparation time the simulator uses by default (`--prepare-ms`).
@@ -43,7 +45,8 @@ pub struct LoadtestArgs {
     /// Number of simulated printers.
     #[arg(long, default_value_t = 100)]
     pub printers: usize,
-    /// Share of X1-style : P1-style Bambu : PrusaLink printers.
+    /// Share of X1-style : P1-style Bambu : PrusaLink printers, optionally followed by
+    /// : OctoPrint : Moonraker (`1:1:1:1:1` is a fifth of each).
     #[arg(long, default_value = "2:2:1")]
     pub mix: String,
     /// WebSocket clients, each receiving every event.
@@ -84,45 +87,6 @@ pub struct LoadtestArgs {
     /// Seed for the print plans.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-}
-
-struct Mix {
-    x1: usize,
-    p1: usize,
-    prusa: usize,
-}
-
-fn parse_mix(mix: &str, n: usize) -> anyhow::Result<Mix> {
-    let parts: Vec<f64> = mix
-        .split(':')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("--mix {mix:?}: expected X1:P1:PRUSA, like 2:2:1"))?;
-    let [a, b, c] = parts[..] else {
-        bail!("--mix {mix:?}: expected three numbers X1:P1:PRUSA, like 2:2:1");
-    };
-    let total = a + b + c;
-    if total <= 0.0 || a < 0.0 || b < 0.0 || c < 0.0 {
-        bail!("--mix {mix:?}: shares must be non-negative and not all zero");
-    }
-    let x1 = (n as f64 * a / total).round() as usize;
-    let prusa = ((n as f64 * c / total).round() as usize).min(n - x1.min(n));
-    Ok(Mix {
-        x1: x1.min(n),
-        p1: n - x1.min(n) - prusa,
-        prusa,
-    })
-}
-
-fn parse_range(s: &str) -> anyhow::Result<(u64, u64)> {
-    let (a, b) = s
-        .split_once("..")
-        .with_context(|| format!("--print-seconds {s:?}: expected MIN..MAX"))?;
-    let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
-    if a == 0 || b < a {
-        bail!("--print-seconds {s:?}: expected 0 < MIN <= MAX");
-    }
-    Ok((a, b))
 }
 
 /// Runs the load test on its own runtime; `Err` when jobs were lost or duplicated (the
@@ -167,6 +131,10 @@ async fn run_async(args: &LoadtestArgs) -> anyhow::Result<serde_json::Value> {
             mix.x1.to_string(),
             s("--prusa"),
             mix.prusa.to_string(),
+            s("--octoprint"),
+            mix.octo.to_string(),
+            s("--moonraker"),
+            mix.moon.to_string(),
             s("--style"),
             s("mixed"),
             s("--auto"),
@@ -225,11 +193,13 @@ async fn run_async(args: &LoadtestArgs) -> anyhow::Result<serde_json::Value> {
     .await?;
     let api = Control::new(&daemon.addr)?;
     eprintln!(
-        "loadtest: {} printers ({} X1, {} P1, {} PrusaLink); simulator {} (pid {}), daemon {} (pid {}); files in {}",
+        "loadtest: {} printers ({} X1, {} P1, {} PrusaLink, {} OctoPrint, {} Moonraker); simulator {} (pid {}), daemon {} (pid {}); files in {}",
         args.printers,
         mix.x1,
         mix.p1,
         mix.prusa,
+        mix.octo,
+        mix.moon,
         sim.addr,
         sim.pid,
         daemon.addr,
@@ -335,15 +305,18 @@ async fn measure(
     let deadline = Instant::now() + warmup + Duration::from_secs(args.seconds);
     let mut drivers = Vec::with_capacity(printers.len());
     for (i, (id, kind)) in printers.iter().enumerate() {
-        let ext = if kind == "prusalink" {
-            ".bgcode"
-        } else {
-            ".gcode.3mf"
+        let (ext, after_fail) = match kind.as_str() {
+            "prusalink" => (".bgcode", None),
+            // OctoPrint is left `Offline after error` by a failure: reconnected by hand.
+            "octoprint" => (".gcode", Some("dismiss")),
+            "moonraker" => (".gcode", None),
+            _ => (".gcode.3mf", None),
         };
         drivers.push(tokio::spawn(prints::drive(
             ctl.clone(),
             id.clone(),
             ext,
+            after_fail,
             plan.clone(),
             args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
             deadline,
@@ -353,6 +326,7 @@ async fn measure(
 
     // The clock starts.
     let health0 = api.get("/api/v1/health").await?;
+    let by_type0 = statuses_by_type(api).await;
     let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
     let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
     let h0 = procs::usage(std::process::id(), ticks).unwrap_or_default();
@@ -377,6 +351,7 @@ async fn measure(
     let s1 = procs::usage(sim.pid, ticks).unwrap_or_default();
     let h1 = procs::usage(std::process::id(), ticks).unwrap_or_default();
     let health1 = api.get("/api/v1/health").await?;
+    let by_type1 = statuses_by_type(api).await;
     let _ = stop_tx.send(true);
     let ws = clients::collect_ws(ws).await;
     let rest = rest.await.unwrap_or_default();
@@ -416,6 +391,7 @@ async fn measure(
         "config": {
             "printers": printers.len(),
             "x1": mix.x1, "p1": mix.p1, "prusalink": mix.prusa,
+            "octoprint": mix.octo, "moonraker": mix.moon,
             "ws_clients": args.ws_clients,
             "rest_rps": args.rest_rps,
             "seconds": args.seconds,
@@ -433,7 +409,8 @@ async fn measure(
             "statuses_processed": updates,
             "per_second": round(ups, 1),
             "per_printer_per_second": round(ups / n, 3),
-            "note": "statuses the JobCreator processed (GET /api/v1/health statuses_processed): Bambu reports (~1/s while a print is under way, every 5 s idle, plus one pushall answer per monitoring interval) and PrusaLink polls (one per monitoring interval)",
+            "by_type": by_type1.iter().map(|(k, v)| (k.clone(), json!(v.saturating_sub(by_type0.get(k).copied().unwrap_or(0))))).collect::<serde_json::Map<_, _>>(),
+            "note": "statuses the JobCreator processed (GET /api/v1/health statuses_processed; by_type from /metrics printfarmd_statuses_processed_total): Bambu reports (~1/s while a print is under way, every 5 s idle, plus one pushall answer per monitoring interval), PrusaLink polls (one per monitoring interval), OctoPrint polls plus push-socket messages (at most one a second while printing), Moonraker subscription updates (at most one a second while printing)",
         },
         "daemon": {
             "cpu_s": round(dcpu, 2),
@@ -476,6 +453,19 @@ async fn measure(
         },
         "rest": rest,
     }))
+}
+
+/// `printfarmd_statuses_processed_total` per printer type from `/metrics`; empty when it
+/// cannot be read (the summary then shows no per-type figures, the run goes on).
+async fn statuses_by_type(api: &Control) -> std::collections::BTreeMap<String, u64> {
+    let text = api.text("/metrics").await.unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("printfarmd_statuses_processed_total{type=\"")?;
+            let (kind, value) = rest.split_once("\"} ")?;
+            Some((kind.to_owned(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
 }
 
 async fn read_all_jobs(api: &Control) -> anyhow::Result<Vec<verify::JobRow>> {

@@ -147,11 +147,13 @@ impl Control {
 }
 
 /// Drives one printer until `deadline`: print, end as planned, idle, repeat. A print
-/// still under way at the deadline is ended with `finish`.
+/// still under way at the deadline is ended with `finish`. `after_fail`: the control
+/// action a failed print needs before the next can start (OctoPrint's `dismiss`).
 pub async fn drive(
     ctl: Control,
     printer: String,
     file_ext: &'static str,
+    after_fail: Option<&'static str>,
     plan: Plan,
     seed: u64,
     deadline: Instant,
@@ -228,6 +230,14 @@ pub async fn drive(
             break;
         }
         sleep(plan.gap).await;
+        // A printer that a failure leaves needing a hand (OctoPrint's `Offline after
+        // error`) gets it once the daemon has had time to see the failure.
+        if let (Outcome::Fail, Some(action)) = (outcome, after_fail)
+            && let Err(e) = ctl.action(&printer, action, json!({})).await
+        {
+            log.control_errors += 1;
+            tracing::warn!(printer_id = %printer, error = %e, "could not {action} after a failure");
+        }
     }
     log
 }

@@ -135,14 +135,16 @@ impl FarmShared {
         })
     }
 
-    /// When the printer's recent status reports (Bambu `push_status`) or status answers
-    /// (PrusaLink `/api/v1/status`, `/api/job`) were sent, unix ms, oldest first.
+    /// When the printer's recent status reports (Bambu `push_status`), status answers
+    /// (PrusaLink `/api/v1/status`, `/api/job`; OctoPrint `/api/job`) or pushes
+    /// (OctoPrint's socket messages, Moonraker's updates and notifications) were sent,
+    /// unix ms, oldest first.
     pub fn sent_log(&self, id: &str) -> Result<Vec<u64>, SimError> {
         Ok(match self.get(id)? {
             SimPrinter::Bambu(p) => p.sent_log(),
             SimPrinter::Prusa(p) => p.sent_log(),
-            // Not kept for these yet: the load harness samples Bambu and PrusaLink only.
-            SimPrinter::Octo(_) | SimPrinter::Moon(_) => Vec::new(),
+            SimPrinter::Octo(p) => p.sent_log(),
+            SimPrinter::Moon(p) => p.sent_log(),
         })
     }
 

@@ -3,17 +3,49 @@
 //! while a reboot lasts, listen again on the same address, and stop on shutdown.
 //!
 //! Each printer says how it closes its push connections and what coming back online
-//! means to its model (`SimHttpPrinter`); the loop itself is written once.
+//! means to its model (`SimHttpPrinter`); the loop itself is written once. The send log
+//! the OctoPrint and Moonraker printers keep for the load harness is here too.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// Send times kept per printer (the most recent): over two minutes of statuses at two
+/// a second, while the load harness reads the log every 10 s.
+pub const SENT_LOG_CAPACITY: usize = 256;
+
+/// When a printer's recent status answers and pushes went out, unix ms, oldest first
+/// (`GET /printers/{id}/sent`): what the load harness times the daemon's statuses
+/// against.
+#[derive(Debug, Default)]
+pub struct SentLog(Mutex<VecDeque<u64>>);
+
+impl SentLog {
+    /// A status went out now.
+    pub fn record(&self) {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == SENT_LOG_CAPACITY {
+            q.pop_front();
+        }
+        q.push_back(crate::unix_ms());
+    }
+
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+}
 
 /// How long to wait before listening again when the address is still taken after a reboot.
 const REBIND_PAUSE: Duration = Duration::from_millis(500);

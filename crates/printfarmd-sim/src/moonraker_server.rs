@@ -26,7 +26,7 @@ use warp::reply::{Reply, Response};
 use warp::ws::{Message, WebSocket, Ws};
 
 use super::farm::SimStatus;
-use super::http_serve::{self, SimHttpPrinter};
+use super::http_serve::{self, SentLog, SimHttpPrinter};
 use super::moonraker::MoonModel;
 use super::{Action, SimError};
 
@@ -68,6 +68,8 @@ pub struct MoonPrinter {
     restart: Notify,
     fanout: broadcast::Sender<Feed>,
     kick: watch::Sender<u64>,
+    /// Status updates, notifications and object answers sent (`GET /printers/{id}/sent`).
+    sent: SentLog,
 }
 
 impl MoonPrinter {
@@ -92,7 +94,14 @@ impl MoonPrinter {
             restart: Notify::new(),
             fanout: broadcast::channel(FANOUT_CAPACITY).0,
             kick: watch::channel(0).0,
+            sent: SentLog::default(),
         }
+    }
+
+    /// When the recent status updates (`notify_status_update`, other notifications,
+    /// subscribe and query answers) went out, unix ms.
+    pub fn sent_log(&self) -> Vec<u64> {
+        self.sent.snapshot()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -355,6 +364,9 @@ async fn client(p: Arc<MoonPrinter>, ws: WebSocket) {
                     m => Err(json!({"code": -32601, "message": format!("Method not found: {m}")})),
                 };
                 drop(g);
+                if matches!(req["method"].as_str(), Some("printer.objects.subscribe" | "printer.objects.query")) {
+                    p.sent.record();
+                }
                 if id.is_null() {
                     None
                 } else {
@@ -365,12 +377,18 @@ async fn client(p: Arc<MoonPrinter>, ws: WebSocket) {
                 }
             }
             f = feed.recv() => match f {
-                Ok(Feed::Raw(t)) => Some(t.to_string()),
+                Ok(Feed::Raw(t)) => {
+                    p.sent.record();
+                    Some(t.to_string())
+                }
                 Ok(Feed::Objects(o)) => {
                     let d = delta(&last, &o, &subscribed);
                     last = (*o).clone();
-                    (!d.is_empty()).then(|| json!({"jsonrpc": "2.0", "method": "notify_status_update",
-                                                   "params": [d, 0.0]}).to_string())
+                    (!d.is_empty()).then(|| {
+                        p.sent.record();
+                        json!({"jsonrpc": "2.0", "method": "notify_status_update",
+                               "params": [d, 0.0]}).to_string()
+                    })
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => None,
                 Err(broadcast::error::RecvError::Closed) => break,

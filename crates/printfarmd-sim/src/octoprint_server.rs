@@ -25,7 +25,7 @@ use warp::reply::{Reply, Response};
 use warp::ws::{Message, WebSocket, Ws};
 
 use super::farm::SimStatus;
-use super::http_serve::{self, SimHttpPrinter};
+use super::http_serve::{self, SentLog, SimHttpPrinter};
 use super::octoprint::{OCTOPRINT_VERSION, OctoModel};
 use super::{Action, SimError};
 
@@ -63,6 +63,8 @@ pub struct OctoPrinter {
     fanout: broadcast::Sender<Arc<str>>,
     /// Bumped to close every open socket (disconnect, reboot).
     kick: watch::Sender<u64>,
+    /// `/api/job` answers and push messages sent (`GET /printers/{id}/sent`).
+    sent: SentLog,
 }
 
 impl OctoPrinter {
@@ -83,7 +85,13 @@ impl OctoPrinter {
             restart: Notify::new(),
             fanout: broadcast::channel(FANOUT_CAPACITY).0,
             kick: watch::channel(0).0,
+            sent: SentLog::default(),
         }
+    }
+
+    /// When the recent `/api/job` answers and push-socket messages went out, unix ms.
+    pub fn sent_log(&self) -> Vec<u64> {
+        self.sent.snapshot()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -91,6 +99,9 @@ impl OctoPrinter {
     }
 
     fn publish(&self, msgs: Vec<Value>) {
+        if !msgs.is_empty() && self.fanout.receiver_count() > 0 {
+            self.sent.record();
+        }
         for m in msgs {
             let _ = self.fanout.send(Arc::from(m.to_string()));
         }
@@ -265,6 +276,7 @@ async fn handle(
         ("GET", "/api/version") => json(&json!({"api": "0.1", "server": OCTOPRINT_VERSION,
                                                 "text": format!("OctoPrint {OCTOPRINT_VERSION}")})),
         ("GET", "/api/job") => {
+            p.sent.record();
             if std::mem::take(&mut g.garbage_http) {
                 warp::reply::with_header(GARBAGE_BODY, "content-type", "application/json")
                     .into_response()

@@ -44,6 +44,8 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 enum End {
     Lost(String),
     AuthFailed(String),
+    /// Moonraker answered, but nothing it sent could be used.
+    Error(String),
 }
 
 /// What the driver keeps across sessions.
@@ -84,6 +86,7 @@ pub async fn run(mut ctx: DriverCtx) {
         let (conn, msg, floor) = match end {
             End::Lost(m) => (ConnectionState::Disconnected, m, Duration::ZERO),
             End::AuthFailed(m) => (ConnectionState::AuthFailed, m, ctx.tuning.auth_retry),
+            End::Error(m) => (ConnectionState::Error, m, ctx.tuning.auth_retry),
         };
         ctx.session_ended(conn, msg, floor, &mut backoff).await;
     }
@@ -173,14 +176,36 @@ struct Session<'a> {
     ctx: &'a mut DriverCtx,
     memory: &'a mut Memory,
     connected: bool,
+    /// Only unusable messages so far (`unusable` put the printer in `error`).
+    unusable_only: bool,
     last_emit: Option<Instant>,
 }
 
 impl Session<'_> {
-    /// Counted with every other driver's skipped payloads (shown in `bad_data`, on
-    /// `/health` and `/metrics`), logged at most once a minute.
-    fn skip(&mut self, why: &str, body: &[u8]) {
-        self.ctx.reporter.count_skipped(why, body);
+    /// A message the status could not come from: counted with every other driver's
+    /// skipped payloads (shown in `bad_data`, on `/health` and `/metrics`), logged at
+    /// most once a minute, and while nothing of this session could be used the printer shows `error` with the reason (a server
+    /// on Moonraker's port that answers nothing usable), not `connecting`.
+    async fn unusable(&mut self, why: &str, body: &[u8]) {
+        let nothing_yet = !self.connected;
+        self.unusable_only |= nothing_yet;
+        self.ctx.reporter.skipped(why, body, nothing_yet).await;
+    }
+
+    /// How a session that ends for `why` is reported: as the reason nothing could be
+    /// used, when that is all this session got; as lost otherwise.
+    fn lost(&self, why: String) -> End {
+        let st = self.ctx.reporter.status();
+        match &st.last_error {
+            Some(e)
+                if self.unusable_only
+                    && !self.connected
+                    && st.connection == ConnectionState::Error =>
+            {
+                End::Error(e.clone())
+            }
+            _ => End::Lost(why),
+        }
     }
 
     async fn emit(&mut self, force: bool) {
@@ -260,6 +285,7 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut Memory
         ctx,
         memory,
         connected: false,
+        unusable_only: false,
         last_emit: None,
     };
     let mut settings_open = true;
@@ -272,11 +298,11 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut Memory
             m = rpc.next() => m,
             _ = sleep_until(deadline) => {
                 if waiting.is_some() {
-                    return End::Lost(format!("Moonraker did not answer within {} s", s.ctx.tuning.request_timeout.as_secs().max(1)));
+                    return s.lost(format!("Moonraker did not answer within {} s", s.ctx.tuning.request_timeout.as_secs().max(1)));
                 }
                 match rpc.send("server.info", json!({})).await {
                     Ok(id) => waiting = Some((id, Instant::now() + s.ctx.tuning.request_timeout)),
-                    Err(e) => return End::Lost(e),
+                    Err(e) => return s.lost(e),
                 }
                 check_at = Instant::now() + s.ctx.interval();
                 continue;
@@ -289,10 +315,10 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut Memory
         };
         let body = match msg {
             Ok(b) => b,
-            Err(e) => return End::Lost(e),
+            Err(e) => return s.lost(e),
         };
         let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-            s.skip("not JSON", &body);
+            s.unusable("not JSON", &body).await;
             continue;
         };
         if let Some(id) = v["id"].as_u64() {
@@ -341,7 +367,8 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut Memory
                 }
                 Some("printer.objects.subscribe") => {
                     if !s.memory.state.merge(&result["status"]) {
-                        s.skip("subscribe answer without a status object", &body);
+                        s.unusable("subscribe answer without a status object", &body)
+                            .await;
                         continue;
                     }
                     subscribed = true;
@@ -377,7 +404,7 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut Memory
                     .merge(&json!({"webhooks": {"state": "ready", "state_message": ""}}));
                 match rpc.send("printer.objects.subscribe", objects()).await {
                     Ok(id) => sent.push((id, "printer.objects.subscribe")),
-                    Err(e) => return End::Lost(e),
+                    Err(e) => return s.lost(e),
                 }
             }
             m @ ("notify_klippy_shutdown" | "notify_klippy_disconnected") => {

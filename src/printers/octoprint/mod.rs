@@ -83,6 +83,15 @@ impl Session<'_> {
         self.ctx.reporter.count_skipped(why, body);
     }
 
+    /// An answer or message the status could not come from: counted like `skip`, and
+    /// while nothing of this session could be used the printer shows `error` with the
+    /// reason (a server that says it is OctoPrint and answers nothing usable), not
+    /// `connecting` for ever.
+    async fn unusable(&mut self, why: &str, body: &[u8]) {
+        let nothing_yet = !self.connected;
+        self.ctx.reporter.skipped(why, body, nothing_yet).await;
+    }
+
     /// Fills the status from memory and sends it (always when `force`).
     async fn emit(&mut self, force: bool) {
         let before = headline(self.ctx.reporter.status());
@@ -124,13 +133,15 @@ impl Session<'_> {
     async fn poll(&mut self, client: &Client) -> Result<(), HttpError> {
         let job = client.get("/api/job").await?;
         if job.status != StatusCode::OK {
-            self.skip(&format!("GET /api/job answered {}", job.status), &job.body);
+            self.unusable(&format!("GET /api/job answered {}", job.status), &job.body)
+                .await;
             return Ok(());
         }
         let mut snap = match state::parse_job(&job.body) {
             Ok(s) => s,
             Err(e) => {
-                self.skip(&format!("GET /api/job: {e}"), &job.body);
+                self.unusable(&format!("GET /api/job: {e}"), &job.body)
+                    .await;
                 return Ok(());
             }
         };
@@ -165,7 +176,7 @@ impl Session<'_> {
                 return false;
             }
             Ok(Push::Other) => {}
-            Err(e) => self.skip(&format!("push socket: {e}"), body),
+            Err(e) => self.unusable(&format!("push socket: {e}"), body).await,
         }
         true
     }
