@@ -85,6 +85,37 @@ enum Command {
         /// Where to write the copy; must not exist yet.
         file: PathBuf,
     },
+    /// Write the job history as CSV or NDJSON (the columns and shape of GET
+    /// /api/v1/jobs/export), read straight from the database file: read-only, also while
+    /// the daemon runs. Filters as GET /api/v1/jobs; every matching job, newest first.
+    Export {
+        /// csv (a header row, RFC 4180 quoting) or ndjson (one job per line).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of to standard output (replaced if it exists).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        printer_id: Option<String>,
+        /// Comma list: completed,failed,…
+        #[arg(long)]
+        status: Option<String>,
+        /// true or false.
+        #[arg(long)]
+        auto_created: Option<String>,
+        /// Jobs created at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Jobs created before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Filename or job name contains this.
+        #[arg(long)]
+        q: Option<String>,
+        /// end_reason is exactly this; * for any.
+        #[arg(long)]
+        end_reason: Option<String>,
+    },
     /// Manage pinned printer certificates.
     Pin {
         #[command(subcommand)]
@@ -134,7 +165,11 @@ fn log_format(cli: &Cli) -> Result<LogFormat, String> {
     let reads_config = matches!(
         cli.command,
         None | Some(
-            Command::Run | Command::CheckConfig | Command::Backup { .. } | Command::Pin { .. }
+            Command::Run
+                | Command::CheckConfig
+                | Command::Backup { .. }
+                | Command::Pin { .. }
+                | Command::Export { .. }
         )
     );
     let configured = if reads_config {
@@ -184,6 +219,31 @@ fn main() -> ExitCode {
             action: PinCommand::Reset { printer_id },
         } => pin_reset(cli.config, &printer_id),
         Command::Key { action } => key(cli.config, action),
+        Command::Export {
+            format,
+            output,
+            printer_id,
+            status,
+            auto_created,
+            since,
+            until,
+            q,
+            end_reason,
+        } => {
+            let filters = [
+                ("printer_id", printer_id),
+                ("status", status),
+                ("auto_created", auto_created),
+                ("since", since),
+                ("until", until),
+                ("q", q),
+                ("end_reason", end_reason),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+            export(cli.config, &format, output.as_deref(), filters)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -275,6 +335,35 @@ fn key(path: Option<PathBuf>, action: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::List => cli::list(db),
         KeyCommand::Revoke { id } => cli::revoke(db, &id),
     }
+}
+
+fn export(
+    path: Option<PathBuf>,
+    format: &str,
+    output: Option<&std::path::Path>,
+    filters: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let config = load(path)?;
+    let db = &config.database.path;
+    let (n, to) = match output {
+        Some(file) => {
+            let f = std::fs::File::create(file)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = printfarmd::api::export::export_file(db, format, filters, &mut w)?;
+            w.flush()?;
+            (n, file.display().to_string())
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = printfarmd::api::export::export_file(db, format, filters, &mut w)?;
+            w.flush()?;
+            (n, "standard output".into())
+        }
+    };
+    eprintln!("{n} jobs written to {to}");
+    Ok(())
 }
 
 fn backup(path: Option<PathBuf>, file: &std::path::Path) -> anyhow::Result<()> {

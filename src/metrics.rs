@@ -228,6 +228,8 @@ pub fn route_of(path: &str) -> &'static str {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["api", "v1", "jobs"] => "/api/v1/jobs",
+        ["api", "v1", "jobs", "export"] => "/api/v1/jobs/export",
+        ["api", "v1", "stats"] => "/api/v1/stats",
         ["api", "v1", "jobs", _] => "/api/v1/jobs/{id}",
         ["api", "v1", "printers"] => "/api/v1/printers",
         ["api", "v1", "printers", _] => "/api/v1/printers/{id}",

@@ -136,7 +136,7 @@ async fn x1_whole_lifecycle() {
     let s = ev
         .wait_for(&id, "cancelled", |s| s.state == S::Cancelled)
         .await;
-    assert_eq!(s.error.as_deref(), Some("0300_400C"));
+    assert_eq!(s.error.as_deref(), Some("cancelled by user (0300_400C)"));
 
     // A failure is FAILED without the cancel code.
     farm.control(&id, print("hinge.3mf")).await.unwrap();
@@ -144,7 +144,13 @@ async fn x1_whole_lifecycle() {
         .await;
     farm.control(&id, Action::Fail).await.unwrap();
     let s = ev.wait_for(&id, "failed", |s| s.state == S::Failed).await;
-    assert!(s.error.is_some());
+    assert!(
+        s.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Heatbed temperature malfunction (0300_8009); ")),
+        "{:?}",
+        s.error
+    );
 
     // No status ever left Connected during all that.
     let after_connect = ev

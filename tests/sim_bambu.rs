@@ -222,7 +222,7 @@ async fn failures_during_prepare_and_while_printing_carry_print_error_and_hms() 
         c.frames.iter().all(|f| f["gcode_state"] != "RUNNING"),
         "PREPARE → FAILED without RUNNING"
     );
-    assert_eq!(failed["print_error"], 117_473_280);
+    assert_eq!(failed["print_error"], 0x0300_8009);
     assert_eq!(failed["hms"][0]["attr"], 50_331_904);
     farm.shutdown().await;
 }

@@ -14,6 +14,9 @@ use crate::time;
 
 /// Longest `q` search text accepted.
 const MAX_Q_LEN: usize = 256;
+/// Longest `end_reason` filter accepted: a stored reason is at most 512 characters
+/// (the JobCreator's cap), so a longer filter can match nothing.
+const MAX_END_REASON_LEN: usize = 512;
 
 pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let list = warp::path!("api" / "v1" / "jobs")
@@ -87,6 +90,19 @@ pub fn parse_query(pairs: Vec<(String, String)>) -> Result<JobQuery, ApiError> {
                 }
                 q.q = Some(v).filter(|s| !s.is_empty());
             }
+            "end_reason" => {
+                if v.is_empty() {
+                    return Err(bad(
+                        "end_reason must not be empty; give a reason, or * for any".into(),
+                    ));
+                }
+                if v.chars().count() > MAX_END_REASON_LEN {
+                    return Err(bad(format!(
+                        "end_reason is longer than {MAX_END_REASON_LEN} characters"
+                    )));
+                }
+                q.end_reason = Some(v);
+            }
             "limit" => {
                 let max = store::jobs::MAX_LIMIT;
                 q.limit = v
@@ -108,7 +124,7 @@ pub fn parse_query(pairs: Vec<(String, String)>) -> Result<JobQuery, ApiError> {
             }
             other => {
                 return Err(bad(format!(
-                    "unknown query parameter {other:?}; known: printer_id, status, auto_created, since, until, q, limit, offset"
+                    "unknown query parameter {other:?}; known: printer_id, status, auto_created, since, until, q, end_reason, limit, offset"
                 )));
             }
         }
@@ -189,7 +205,8 @@ mod tests {
 
     #[test]
     fn parses_every_filter() {
-        let j = q("printer_id=p1&status=running,paused&auto_created=true&q=cube&limit=10&offset=20&since=2025-01-01T00:00:00Z").unwrap();
+        let j = q("printer_id=p1&status=running,paused&auto_created=true&q=cube&limit=10&offset=20&since=2025-01-01T00:00:00Z&end_reason=*").unwrap();
+        assert_eq!(j.end_reason.as_deref(), Some("*"));
         assert_eq!(j.printer_id.as_deref(), Some("p1"));
         assert_eq!(j.statuses, vec![JobStatus::Running, JobStatus::Paused]);
         assert_eq!((j.auto_created, j.limit, j.offset), (Some(true), 10, 20));
@@ -204,6 +221,7 @@ mod tests {
             ("status=done", "status"),
             ("auto_created=yes", "auto_created"),
             ("since=yesterday", "since"),
+            ("end_reason=", "end_reason"),
             ("colour=red", "colour"),
         ] {
             let e = q(s).unwrap_err();

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 mod dashboard;
 pub mod error;
+pub mod export;
 mod health;
 mod jobs;
 pub mod keys;
@@ -17,6 +18,7 @@ mod printer_control;
 mod printers;
 pub mod serve;
 mod settings;
+mod stats;
 mod webhooks;
 mod write;
 mod ws;
@@ -73,7 +75,10 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let access = st.access.clone();
     let gated = auth::gate(access.clone()).and(
-        jobs::routes(st.clone())
+        // The export before the jobs: `/jobs/export` is not a job id.
+        export::routes(st.clone())
+            .or(jobs::routes(st.clone()))
+            .or(stats::routes(st.clone()))
             .or(printers::routes(st.clone()))
             .or(settings::routes(st.clone()))
             .or(keys::routes(st.clone()))

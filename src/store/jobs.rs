@@ -16,7 +16,7 @@ use crate::time::{self, Timestamp};
 pub const MAX_LIMIT: u32 = 1000;
 pub const DEFAULT_LIMIT: u32 = 50;
 
-const COLUMNS: &str = "id, printer_id, printer_type, job_name, filename, status, progress, \
+pub(super) const COLUMNS: &str = "id, printer_id, printer_type, job_name, filename, status, progress, \
     start_time, end_time, estimated_duration, actual_duration, customer_info, notes, \
     created_at, updated_at, printer_job_id, printer_start_time, end_reason";
 
@@ -32,6 +32,8 @@ pub struct JobQuery {
     pub until: Option<Timestamp>,
     /// Filename or job name contains this (case-insensitive for ASCII).
     pub q: Option<String>,
+    /// `end_reason` is exactly this; `"*"`: any job with an end_reason.
+    pub end_reason: Option<String>,
     pub limit: u32,
     pub offset: u64,
 }
@@ -202,7 +204,26 @@ fn other_terms(q: &JobQuery, b: &mut Binds) -> Vec<String> {
             "(filename LIKE {p} ESCAPE '\\' OR job_name LIKE {p} ESCAPE '\\')"
         ));
     }
+    match q.end_reason.as_deref() {
+        None => {}
+        Some(ANY_END_REASON) => terms.push("end_reason IS NOT NULL".into()),
+        Some(r) => terms.push(format!("end_reason = {}", b.bind(r.to_owned()))),
+    }
     terms
+}
+
+/// `end_reason` filter value meaning "any reason at all".
+pub const ANY_END_REASON: &str = "*";
+
+/// Every term of `q`'s filters (statuses included) and the values they bind, for the
+/// export's walk by seq (store/export.rs).
+pub(super) fn filter(q: &JobQuery) -> (Vec<String>, Vec<SqlValue>) {
+    let mut b = Binds::default();
+    let mut terms = other_terms(q, &mut b);
+    if !q.statuses.is_empty() {
+        terms.push(statuses_term(&q.statuses, &mut b));
+    }
+    (terms, b.0)
 }
 
 fn statuses_term(statuses: &[JobStatus], b: &mut Binds) -> String {
@@ -241,11 +262,11 @@ fn index_for(q: &JobQuery) -> &'static str {
 
 /// How many jobs match. For the equality filters alone (printer_id, status,
 /// auto_created) this is a sum over the exact counters that triggers keep (migration
-/// 2), a few rows whatever the size of the history; only `since`, `until` and `q` count
-/// the matching rows.
+/// 2), a few rows whatever the size of the history; only `since`, `until`, `q` and
+/// `end_reason` count the matching rows.
 fn count(conn: &Connection, q: &JobQuery, statuses: &[JobStatus]) -> Result<u64, StoreError> {
     let mut b = Binds::default();
-    let sql = if q.since.is_none() && q.until.is_none() && q.q.is_none() {
+    let sql = if q.since.is_none() && q.until.is_none() && q.q.is_none() && q.end_reason.is_none() {
         let mut terms = Vec::new();
         let table = match &q.printer_id {
             Some(p) => {

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod checkpoint;
+pub mod export;
 pub mod files;
 pub mod group;
 mod job_row;
@@ -19,6 +20,7 @@ mod migrations;
 pub mod printers;
 pub mod retention;
 pub mod settings;
+pub mod stats;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};

@@ -284,8 +284,8 @@ async fn a_bambu_print_failing_with_an_error_code_keeps_it_as_the_end_reason() {
     let reason = jobs[0]["end_reason"].as_str().unwrap_or_default();
     assert!(!reason.trim().is_empty(), "{}", jobs[0]);
     assert!(
-        reason.contains("0700_8000"),
-        "the printer's code is kept: {reason}"
+        reason.starts_with("Heatbed temperature malfunction (0300_8009)"),
+        "the printer's code is kept and decoded: {reason}"
     );
 }
 

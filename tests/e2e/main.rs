@@ -17,4 +17,5 @@ mod printer_values;
 mod printers;
 mod receiver;
 mod rig;
+mod stats;
 mod webhooks;

@@ -21,8 +21,11 @@ use super::{Action, SimError, Style};
 
 /// `print_error` of a cancelled task (`0x0300400C`, protocols.md §2.10).
 pub const CANCEL_PRINT_ERROR: u64 = 50_348_044;
-/// `print_error` and HMS entry of the simulated hardware failure (protocols.md §2.7 h).
-pub const FAIL_PRINT_ERROR: u64 = 117_473_280;
+/// `print_error` and HMS entry of the simulated hardware failure, as a real printer
+/// reports a heatbed thermistor fault: `0300_8009` "Heatbed temperature malfunction"
+/// with HMS `0300_0100_0001_0007` "the sensor may have an open circuit" (both in
+/// Bambu's tables; protocols.md §2.7 h's own numbers are only illustrative).
+pub const FAIL_PRINT_ERROR: u64 = 0x0300_8009;
 const FAIL_HMS_ATTR: u64 = 50_331_904;
 const FAIL_HMS_CODE: u64 = 65_543;
 /// Report cadence while a job is underway ("about once a second", §2.9).

@@ -12,6 +12,7 @@
 //! Between sessions: [`Backoff`] with jitter; refused credentials and a changed
 //! certificate wait longer (nothing will change until a person acts).
 
+pub mod errors;
 mod pending;
 pub mod state;
 pub mod tls;

@@ -23,11 +23,13 @@
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
+use super::errors;
+pub use super::errors::{CANCEL_CODES, error_code};
 use crate::domain::{PrinterState, PrinterStatus, Temperatures};
 
-/// `print_error` values that mean the user cancelled the print: `0300_400C` ("task
-/// cancelled") and `0500_400E` ("printing was cancelled"), protocols.md §2.10.
-pub const CANCEL_CODES: [u64; 2] = [0x0300_400C, 0x0500_400E];
+/// HMS entries remembered per print: a failing printer raises a few; a report with
+/// hundreds is not worth keeping whole.
+const MAX_HMS_KEPT: usize = 8;
 
 /// Task ids clamped to the signed 32-bit maximum are not unique (§7.1 quirk 8).
 pub const CLAMPED_TASK_ID: &str = "2147483647";
@@ -99,6 +101,9 @@ struct JobMemory {
     cancel_seen: bool,
     /// Last non-zero `print_error` of this print.
     error: Option<u64>,
+    /// Last non-empty HMS list of this print (`attr`, `code`): the printer may clear it
+    /// before the daemon reads why the print ended.
+    hms: Vec<(u32, u32)>,
     progress: Option<f64>,
     layer: Option<u32>,
     total_layers: Option<u32>,
@@ -186,6 +191,19 @@ impl BambuState {
             .map(|n| n.min(u32::MAX as f64) as u32)
     }
 
+    /// The HMS entries of the document (`attr`, `code`), at most `MAX_HMS_KEPT`;
+    /// entries that are not two 32-bit numbers are skipped.
+    fn hms(&self) -> Vec<(u32, u32)> {
+        let Some(Value::Array(list)) = self.doc.get("hms") else {
+            return Vec::new();
+        };
+        let int = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+        list.iter()
+            .filter_map(|e| Some((int(e.get("attr")?)?, int(e.get("code")?)?)))
+            .take(MAX_HMS_KEPT)
+            .collect()
+    }
+
     fn print_error(&self) -> u64 {
         self.number("print_error")
             .filter(|n| n.is_finite() && *n > 0.0)
@@ -265,6 +283,10 @@ impl BambuState {
                 self.memory.cancel_seen = true;
             }
         }
+        let hms = self.hms();
+        if !hms.is_empty() {
+            self.memory.hms = hms;
+        }
         if active == Some(true) {
             if let Some(p) = self
                 .number("mc_percent")
@@ -328,11 +350,20 @@ impl BambuState {
             bed_target: self.number("bed_target_temper"),
             chamber: self.number("chamber_temper"),
         };
+        // Why the print stopped, in words (errors.rs): the printer's code, else the one
+        // it reported during this print, and its HMS alerts (the last ones of the print
+        // once it ended, as the printer may have cleared them).
         let err = self.print_error();
-        s.error = if err != 0 {
-            Some(error_code(err))
-        } else if ended {
-            self.memory.error.map(error_code)
+        let code = match err {
+            0 if ended => self.memory.error.unwrap_or(0),
+            e => e,
+        };
+        s.error = if code != 0 || ended {
+            let mut hms = self.hms();
+            if hms.is_empty() && ended {
+                hms = self.memory.hms.clone();
+            }
+            errors::describe(code, &hms)
         } else {
             None
         };
@@ -433,12 +464,6 @@ fn is_plate(base: &str) -> bool {
         .strip_prefix("plate_")
         .and_then(|r| r.strip_suffix(".gcode"))
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `50348044` → `0300_400C` (protocols.md §2.10).
-pub fn error_code(code: u64) -> String {
-    let hex = format!("{:08X}", code & 0xFFFF_FFFF);
-    format!("{}_{}", &hex[..4], &hex[4..])
 }
 
 #[cfg(test)]

@@ -201,8 +201,26 @@ impl MoonState {
                 };
             }
         }
+        // Klipper's message when it gave one (`print_stats.message`), else what the
+        // history's status says; a cancel is CANCEL_PRINT, a person's.
         if state == PrinterState::Failed && s.error.is_none() {
-            s.error = text(&ps["message"]).or_else(|| Some("the print ended with an error".into()));
+            let history = job.map(|j| j.status.as_str());
+            s.error = text(&ps["message"])
+                .filter(|m| !m.trim().is_empty())
+                .map(|m| cap(&m))
+                .or_else(|| {
+                    Some(
+                        match history {
+                            Some("klippy_shutdown") => "Klipper shut down during the print",
+                            Some("klippy_disconnect") => "Klipper disconnected during the print",
+                            _ => "the print ended with an error",
+                        }
+                        .into(),
+                    )
+                });
+        }
+        if state == PrinterState::Cancelled && s.error.is_none() {
+            s.error = Some("cancelled by user".into());
         }
         let has_print = state != PrinterState::Idle && state != PrinterState::Error;
         s.state = state;

@@ -203,6 +203,15 @@ impl OctoState {
         if kind == Kind::Error && s.error.is_none() {
             s.error = Some(format!("OctoPrint reports {}", snap.state));
         }
+        // OctoPrint's own error text when it gave one; a cancel is a person's
+        // (PrintCancelled, or PrintFailed with reason "cancelled").
+        if s.error.is_none() {
+            s.error = match state {
+                PrinterState::Cancelled => Some("cancelled by user".into()),
+                PrinterState::Failed => Some("the print failed; OctoPrint gave no reason".into()),
+                _ => None,
+            };
+        }
         s.state = state;
         s.filename = file.and_then(name);
         let printing = matches!(

@@ -400,9 +400,14 @@ impl PrusaState {
                 }
             },
         };
-        s.error = None;
+        // PrusaLink says no more than its state: STOPPED is a stop on the printer or in
+        // Prusa Connect (a person's), ERROR the printer's own (protocols.md §3.4).
+        s.error = match poll.state.as_str() {
+            "ERROR" => Some("printer error (PrusaLink state ERROR)".into()),
+            "STOPPED" => Some("cancelled by user (PrusaLink state STOPPED)".into()),
+            _ => None,
+        };
         if poll.state == "ERROR" {
-            s.error = Some("the printer reports ERROR".into());
             // An error that ended a print we saw is that print's failure (design §2 rule
             // 4); an error with no print is the printer's own state.
             if job.is_some() {

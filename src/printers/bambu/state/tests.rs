@@ -147,14 +147,14 @@ fn cancel_sequence_reads_cancelled_even_after_the_code_clears() {
     .unwrap();
     let s = status(&st);
     assert_eq!(s.state, PrinterState::Cancelled);
-    assert_eq!(s.error.as_deref(), Some("0300_400C"));
+    assert_eq!(s.error.as_deref(), Some("cancelled by user (0300_400C)"));
     // Counters zeroed by the printer: the last real values are kept.
     assert_eq!(s.progress, Some(41.0));
     assert_eq!(s.layer, Some(12));
     push(&mut st, json!({"print_error": 0})).unwrap();
     let s = status(&st);
     assert_eq!(s.state, PrinterState::Cancelled);
-    assert_eq!(s.error.as_deref(), Some("0300_400C"));
+    assert_eq!(s.error.as_deref(), Some("cancelled by user (0300_400C)"));
 }
 
 #[test]
@@ -185,7 +185,46 @@ fn failure_is_failed_and_the_next_print_forgets_the_cancel() {
     .unwrap();
     let s = status(&st);
     assert_eq!(s.state, PrinterState::Failed);
-    assert_eq!(s.error.as_deref(), Some("0700_8000"));
+    assert_eq!(s.error.as_deref(), Some("printer error 0700_8000"));
+}
+
+#[test]
+fn a_failure_reads_as_its_code_and_hms_alerts_in_words_after_they_clear() {
+    let mut st = BambuState::new();
+    push(&mut st, idle_snapshot()).unwrap();
+    push(
+        &mut st,
+        json!({"gcode_state": "RUNNING", "gcode_file": "a.3mf"}),
+    )
+    .unwrap();
+    // An informational alert while printing is no error.
+    push(
+        &mut st,
+        json!({"hms": [{"attr": 0x0C00_0100, "code": 0x0004_0001}]}),
+    )
+    .unwrap();
+    assert_eq!(status(&st).error, None);
+    push(
+        &mut st,
+        json!({"gcode_state": "FAILED", "print_error": 0x0300_8009u32,
+               "hms": [{"attr": 50331904, "code": 65543}, {"attr": "x"}]}),
+    )
+    .unwrap();
+    let want = "Heatbed temperature malfunction (0300_8009); The heatbed temperature is \
+                abnormal; the sensor may have an open circuit (HMS 0300_0100_0001_0007)";
+    assert_eq!(status(&st).error.as_deref(), Some(want));
+    // The printer clears both; the ended print keeps its reason.
+    push(&mut st, json!({"print_error": 0, "hms": []})).unwrap();
+    let s = status(&st);
+    assert_eq!(s.state, PrinterState::Failed);
+    assert_eq!(s.error.as_deref(), Some(want));
+    // The next print starts without it.
+    push(
+        &mut st,
+        json!({"gcode_state": "RUNNING", "gcode_file": "b.3mf"}),
+    )
+    .unwrap();
+    assert_eq!(status(&st).error, None);
 }
 
 #[test]

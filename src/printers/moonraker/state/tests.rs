@@ -78,6 +78,18 @@ fn end_states_from_print_stats_and_vendor_words() {
         m.merge(&json!({"print_stats": {"state": st, "filename": "a.gcode"}}));
         assert_eq!(status_of(&m).state, want, "{st}");
     }
+    // Why it ended: Klipper's message, or a person's cancel.
+    let mut m = MoonState::default();
+    m.merge(
+        &json!({"print_stats": {"state": "error", "filename": "a.gcode",
+                                    "message": "Move out of range: 230.000 0.000 0.500"}}),
+    );
+    assert_eq!(
+        status_of(&m).error.as_deref(),
+        Some("Move out of range: 230.000 0.000 0.500")
+    );
+    m.merge(&json!({"print_stats": {"state": "cancelled", "message": ""}}));
+    assert_eq!(status_of(&m).error.as_deref(), Some("cancelled by user"));
 }
 
 #[test]

@@ -262,6 +262,7 @@ fn events_start_and_end_prints_at_once() {
         t0,
     );
     assert_eq!(s.state, PrinterState::Cancelled);
+    assert_eq!(s.error.as_deref(), Some("cancelled by user"));
     let s = push(
         &mut o,
         r#"{"event": {"type": "PrintFailed", "payload": {"reason": "cancelled"}}}"#,

@@ -120,6 +120,10 @@ fn stopped_is_cancelled_and_error_during_a_print_is_failed() {
     mem.apply(parse_v1_status(PRINTING_STATUS.as_bytes()).unwrap(), &mut s);
     mem.apply(status_only("STOPPED"), &mut s);
     assert_eq!(s.state, PrinterState::Cancelled);
+    assert_eq!(
+        s.error.as_deref(),
+        Some("cancelled by user (PrusaLink state STOPPED)")
+    );
     assert_eq!(s.printer_job_id.as_deref(), Some("297"));
     assert_eq!(s.progress, Some(42.0));
 
@@ -127,7 +131,10 @@ fn stopped_is_cancelled_and_error_during_a_print_is_failed() {
     mem.apply(parse_v1_status(PRINTING_STATUS.as_bytes()).unwrap(), &mut s);
     mem.apply(status_only("ERROR"), &mut s);
     assert_eq!(s.state, PrinterState::Failed);
-    assert!(s.error.is_some());
+    assert_eq!(
+        s.error.as_deref(),
+        Some("printer error (PrusaLink state ERROR)")
+    );
     // An error with no print behind it is the printer's own.
     let mut mem = PrusaState::default();
     mem.apply(status_only("ERROR"), &mut s);

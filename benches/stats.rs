@@ -1,0 +1,220 @@
+//! `GET /api/v1/stats` over 1,000,000 jobs (issue 17): `store::stats::stats`, the
+//! handler's whole database and arithmetic part, on a read-only connection opened as
+//! the API's pool opens it, for a one-year window in each grouping (`printer`, `day`,
+//! `week`, `file`), farm-wide and for one printer. Target: p99 ≤ 50 ms.
+//!
+//! The database: 500 printers printing back to back for 400 days (2,500 jobs a day,
+//! 0.5–8 h each; 86 % completed, 7 % failed with one of 12 reasons, 5 % cancelled, 2 %
+//! unknown), plus the open job of every printer (so the 365-day window holds about
+//! 910,000 jobs); built once in one transaction with
+//! one prepared INSERT (about 20 s) and cached as
+//! `target/tmp/printfarmd-bench-stats-1m-g<N>.db`; delete it to rebuild. The window is
+//! the last 365 days of it, asked "now" = its end. `printfarmd export` measures the
+//! export's memory on the same file (BENCHMARKS.md).
+//!
+//! Run: `cargo bench --bench stats -- --warm-up-time 1 --measurement-time 5`
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use criterion::Criterion;
+use printfarmd::store::{self, stats};
+use printfarmd::time;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::params;
+
+const JOBS: u64 = 1_000_000;
+const PRINTERS: u64 = 500;
+const DAYS: i64 = 400;
+/// Bump when the generator changes, so a stale cached database is not reused.
+const GENERATION: u32 = 1;
+/// Individually timed questions per grouping, for the p99.
+const SAMPLES: usize = 40;
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn end() -> DateTime<Utc> {
+    start() + Duration::days(DAYS)
+}
+
+fn db() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("printfarmd-bench-stats-1m-g{GENERATION}.db"));
+    if !path.exists() {
+        build(&path, dir);
+    }
+    drop(store::open_writer(&path).unwrap());
+    path
+}
+
+const REASONS: [&str; 12] = [
+    "Nozzle temperature malfunction (0300_8008)",
+    "Heatbed temperature malfunction (0300_8009)",
+    "The nozzle is clogged (0300_4006)",
+    "AMS filament ran out (0700_8011)",
+    "Spaghetti defects were detected by the AI Print Monitoring (0300_8003)",
+    "Auto Bed Leveling failed (0300_4002)",
+    "printer error 0300_4099",
+    "the printer reports ERROR",
+    "Thermal Runaway",
+    "Move out of range: 230.000 0.000 0.500 [0.000]",
+    "The extrusion motor is overloaded (0300_801E)",
+    "Homing XY axis failed (0300_4009)",
+];
+
+fn build(path: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let partial = dir.join("printfarmd-bench-stats-1m.partial.db");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", partial.display()));
+    }
+    println!("building {JOBS} jobs in {} (once)", path.display());
+    let t = Instant::now();
+    let mut conn = store::open_writer(&partial).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    conn.pragma_update(None, "cache_size", -262_144).unwrap();
+    let mut rng = StdRng::seed_from_u64(17);
+    let tx = conn.transaction().unwrap();
+    {
+        let mut ins = tx
+            .prepare(
+                "INSERT INTO jobs (id, printer_id, printer_type, job_name, filename, status, \
+                 progress, start_time, end_time, actual_duration, customer_info, created_at, \
+                 updated_at, end_reason) VALUES (?1,?2,'bambu',?3,?4,?5,?6,?7,?8,?9,?10,?7,coalesce(?8,?7),?11)",
+            )
+            .unwrap();
+        // Each printer prints back to back from the start, jobs of 1–8 h with a gap of up
+        // to 36 min; 2,000 of them a printer fill the 400 days.
+        let mut next = vec![start(); PRINTERS as usize];
+        for i in 0..JOBS + PRINTERS {
+            let p = (i % PRINTERS) as usize;
+            let open = i >= JOBS;
+            let begin = next[p] + Duration::seconds(rng.random_range(0..2160));
+            let secs: i64 = rng.random_range(3600..8 * 3600);
+            let finish = begin + Duration::seconds(secs);
+            next[p] = finish;
+            let roll = rng.random_range(0..100);
+            let (status, reason) = match roll {
+                _ if open => ("running", None),
+                0..86 => ("completed", None),
+                86..93 => ("failed", Some(REASONS[rng.random_range(0..REASONS.len())])),
+                93..98 => ("cancelled", Some("cancelled by user (0300_400C)")),
+                _ => ("unknown", None),
+            };
+            let file = format!("part_{:03}.3mf", rng.random_range(0..800));
+            let info = if rng.random_bool(0.9) {
+                r#"{"auto_created":true}"#
+            } else {
+                "{}"
+            };
+            ins.execute(params![
+                format!("job_{i:08}"),
+                format!("printer_{p:03}"),
+                file.trim_end_matches(".3mf"),
+                file,
+                status,
+                if open { 50.0 } else { 100.0 },
+                time::format(begin),
+                (!open).then(|| time::format(finish)),
+                (!open).then_some(secs),
+                info,
+                reason,
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
+    drop(conn);
+    std::fs::rename(&partial, path).unwrap();
+    println!("built in {:.1?}", t.elapsed());
+}
+
+fn question(group_by: stats::GroupBy, printers: &[&str]) -> stats::StatsQuery {
+    stats::StatsQuery {
+        since: end() - Duration::days(365),
+        until: end(),
+        printers: printers.iter().map(|p| p.to_string()).collect(),
+        group_by,
+    }
+}
+
+fn cases() -> Vec<(String, stats::StatsQuery)> {
+    use stats::GroupBy::*;
+    let mut v = Vec::new();
+    for by in [Printer, Day, Week, File] {
+        v.push((format!("year/{}", by.as_str()), question(by, &[])));
+    }
+    v.push((
+        "year/day/one_printer".into(),
+        question(Day, &["printer_042"]),
+    ));
+    v
+}
+
+/// The benchmark name filter of the command line (the first argument that is neither
+/// a flag nor a flag's value).
+fn name_filter() -> Option<String> {
+    const TAKES_VALUE: &[&str] = &["--warm-up-time", "--measurement-time", "--sample-size"];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if TAKES_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo test --benches` runs each benchmark once as a test: no database build then.
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let path = db();
+    let conn = store::open_reader(&path).unwrap();
+    let filter = name_filter();
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    for (name, q) in cases() {
+        if !wanted(&name) {
+            continue;
+        }
+        let s = stats::stats(&conn, &q, end()).unwrap();
+        let mut times: Vec<StdDuration> = (0..SAMPLES)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(stats::stats(&conn, &q, end()).unwrap());
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+        println!(
+            "latency/stats_1m/{name:<24} n={SAMPLES} p50 {:>9.1?}  p99 {:>9.1?}  max {:>9.1?}  ({} jobs, {} groups)",
+            at(0.5),
+            at(0.99),
+            times[times.len() - 1],
+            s.totals.jobs,
+            s.groups.len()
+        );
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5))
+        .sample_size(20)
+        .configure_from_args();
+    for (name, q) in cases() {
+        c.bench_function(&format!("stats_1m/{name}"), |b| {
+            b.iter(|| black_box(stats::stats(&conn, &q, end()).unwrap()))
+        });
+    }
+    c.final_summary();
+}
