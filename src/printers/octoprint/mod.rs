@@ -152,7 +152,7 @@ impl Session<'_> {
                 Err(e) => self.skip(&format!("GET /api/printer: {e}"), &printer.body),
             }
         }
-        self.memory.apply_snapshot(snap, Instant::now());
+        self.memory.apply_poll(snap, Instant::now());
         self.emit(true).await;
         Ok(())
     }
@@ -162,7 +162,7 @@ impl Session<'_> {
     async fn push(&mut self, body: &[u8]) -> bool {
         match state::parse_push(body) {
             Ok(Push::Current(snap)) => {
-                if self.memory.apply_snapshot(snap, Instant::now()) {
+                if self.memory.apply_push(snap, Instant::now()) {
                     self.emit(false).await;
                 }
             }

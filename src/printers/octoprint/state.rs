@@ -11,7 +11,12 @@
 //!
 //! The REST poll and the socket run side by side, so an answer to a poll sent just before
 //! an event can contradict it: for `EVENT_GRACE` after an event, a snapshot that says the
-//! opposite (printing vs not) of what the event said is taken as older and skipped.
+//! opposite (printing vs not) of what the event said is taken as older and skipped. The
+//! same holds the other way round: while the driver waits for a poll answer it does not
+//! read the socket, so `current` messages queued during the poll may be older than the
+//! answer. When a poll answer shows a print starting or ending, a socket snapshot that
+//! says the opposite within `EVENT_GRACE` is skipped too (without this, a queued
+//! "Printing" read after the poll had seen the end made a second job for the same print).
 
 use std::time::Duration;
 
@@ -36,6 +41,21 @@ pub struct OctoState {
     ended: Option<(FileKey, PrinterState)>,
     /// The last event: when, and whether it said a print is under way.
     event: Option<(Instant, bool)>,
+    /// The last poll answer that showed a print starting or ending: when, and whether a
+    /// print is under way since.
+    polled_change: Option<(Instant, bool)>,
+}
+
+/// Whether `kind` contradicts what a change `at` said (`active`), within the grace.
+fn contradicts(change: Option<(Instant, bool)>, kind: Kind, now: Instant) -> bool {
+    change.is_some_and(|(at, was_active)| {
+        now.saturating_duration_since(at) < EVENT_GRACE
+            && matches!(
+                kind,
+                Kind::Idle | Kind::Starting | Kind::Printing | Kind::Paused
+            )
+            && active(kind) != was_active
+    })
 }
 
 fn active(k: Kind) -> bool {
@@ -43,18 +63,32 @@ fn active(k: Kind) -> bool {
 }
 
 impl OctoState {
+    /// A poll answer (`/api/job`). Returns false when it was skipped as older than the
+    /// last event.
+    pub fn apply_poll(&mut self, snap: Snapshot, now: Instant) -> bool {
+        let was = active(kind_of(&self.snap.state));
+        let is = active(kind_of(&snap.state));
+        let applied = self.apply_snapshot(snap, now);
+        if applied && was != is {
+            self.polled_change = Some((now, is));
+        }
+        applied
+    }
+
+    /// A push `current` message. Returns false when it was skipped as older than the
+    /// last event or than a poll answer that saw a print start or end.
+    pub fn apply_push(&mut self, snap: Snapshot, now: Instant) -> bool {
+        if contradicts(self.polled_change, kind_of(&snap.state), now) {
+            return false;
+        }
+        self.apply_snapshot(snap, now)
+    }
+
     /// A snapshot from a poll or a push `current`. Returns false when it was skipped as
     /// older than the last event.
     pub fn apply_snapshot(&mut self, snap: Snapshot, now: Instant) -> bool {
         let kind = kind_of(&snap.state);
-        if let Some((at, was_active)) = self.event
-            && now.saturating_duration_since(at) < EVENT_GRACE
-            && matches!(
-                kind,
-                Kind::Idle | Kind::Starting | Kind::Printing | Kind::Paused
-            )
-            && active(kind) != was_active
-        {
+        if contradicts(self.event, kind, now) {
             return false;
         }
         if let Some(t) = &snap.temperatures {

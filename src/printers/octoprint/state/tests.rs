@@ -207,7 +207,7 @@ fn a_print_done_before_the_driver_looked_is_finished_not_idle() {
 fn push(o: &mut OctoState, body: &str, now: Instant) -> PrinterStatus {
     match parse_push(body.as_bytes()).unwrap() {
         Push::Current(s) => {
-            o.apply_snapshot(s, now);
+            o.apply_push(s, now);
         }
         Push::Event(e) => o.apply_event(e, now),
         other => panic!("{other:?}"),
@@ -366,4 +366,90 @@ fn state_texts_match_by_prefix() {
     ] {
         assert_eq!(kind_of(t), k, "{t}");
     }
+}
+
+/// Found by the mixed-farm load run: while the driver waits for a poll answer it does not
+/// read the socket, so a `current` queued before the print ended is read after the answer
+/// that saw the end. It must not reopen the print (a second job for the same print).
+#[test]
+fn a_socket_message_older_than_the_poll_that_saw_the_end_is_skipped() {
+    let t0 = Instant::now();
+    let mut o = OctoState::default();
+    let poll = |o: &mut OctoState, body: &[u8], now| {
+        let applied = o.apply_poll(parse_job(body).unwrap(), now);
+        (applied, status_of(o))
+    };
+    let (_, s) = poll(
+        &mut o,
+        &job("Printing", Some("f/x.gcode"), "40.0", "40", "60"),
+        t0,
+    );
+    assert_eq!(s.state, PrinterState::Printing);
+    let s = push(&mut o, &current("Printing", "f/x.gcode", "99.5"), t0);
+    assert_eq!(s.progress, Some(99.5));
+    // The poll answer: done (OctoPrint keeps the file at 100 %).
+    let t1 = t0 + Duration::from_secs(1);
+    let (_, s) = poll(
+        &mut o,
+        &job("Operational", Some("f/x.gcode"), "100.0", "100", "0"),
+        t1,
+    );
+    assert_eq!(s.state, PrinterState::Finished);
+    // Queued on the socket during the poll, read after it: older, skipped.
+    let s = push(&mut o, &current("Printing", "f/x.gcode", "99.9"), t1);
+    assert_eq!(
+        s.state,
+        PrinterState::Finished,
+        "a stale current reopened the print"
+    );
+    assert_eq!(s.filename.as_deref(), Some("x.gcode"));
+    // The event that was queued behind it changes nothing.
+    let s = push(
+        &mut o,
+        r#"{"event": {"type": "PrintDone", "payload": {"path": "f/x.gcode", "time": 100}}}"#,
+        t1,
+    );
+    assert_eq!(s.state, PrinterState::Finished);
+    // A real next print is announced by its event and counts at once.
+    let s = push(
+        &mut o,
+        r#"{"event": {"type": "PrintStarted", "payload": {"path": "f/x.gcode"}}}"#,
+        t1,
+    );
+    assert_eq!(s.state, PrinterState::Printing);
+
+    // Without a socket event, once the grace has passed the socket's word counts again.
+    let mut o = OctoState::default();
+    poll(
+        &mut o,
+        &job("Printing", Some("f/y.gcode"), "50.0", "5", "5"),
+        t0,
+    );
+    poll(
+        &mut o,
+        &job("Operational", Some("f/y.gcode"), "100.0", "10", "0"),
+        t1,
+    );
+    let later = t1 + EVENT_GRACE + Duration::from_millis(1);
+    let s = push(&mut o, &current("Printing", "f/y.gcode", "1.0"), later);
+    assert_eq!(s.state, PrinterState::Printing);
+    // A poll-only session (no socket): poll answers are never skipped for each other.
+    let mut o = OctoState::default();
+    poll(
+        &mut o,
+        &job("Printing", Some("f/z.gcode"), "50.0", "5", "5"),
+        t0,
+    );
+    poll(
+        &mut o,
+        &job("Operational", Some("f/z.gcode"), "100.0", "10", "0"),
+        t0,
+    );
+    let (applied, s) = poll(
+        &mut o,
+        &job("Printing", Some("f/z.gcode"), "1.0", "1", "9"),
+        t0,
+    );
+    assert!(applied);
+    assert_eq!(s.state, PrinterState::Printing);
 }
