@@ -10,6 +10,14 @@
 //!
 //! A status goes to the sink after every poll, and after a socket message when the state,
 //! file or error changed or a second passed (OctoPrint sends `current` twice a second).
+//!
+//! While the socket speaks (a message within `SOCKET_FRESH`), it alone says what the
+//! printer is doing and a poll answer gives only temperatures: the driver does not read
+//! the socket while it waits for a poll, so messages queued meanwhile, older or newer than
+//! the answer, would otherwise be applied after it out of order — an old `current` or
+//! `PrintDone` read after an answer that already showed the next print made a second job
+//! for one print (found by the mixed-farm load run). A silent socket leaves the state to
+//! the polls again.
 
 pub mod client;
 pub mod parse;
@@ -31,6 +39,11 @@ use state::{OctoState, Push};
 
 /// Least time between two statuses sent for socket messages that change only progress.
 const PUSH_EMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// How recently the push socket must have spoken for it alone to carry the state.
+/// OctoPrint sends `current` twice a second, so six missed messages mean it is not
+/// speaking (a proxy holding it open, a server that stopped pushing).
+const SOCKET_FRESH: Duration = Duration::from_secs(3);
 
 enum End {
     Lost(String),
@@ -74,6 +87,8 @@ struct Session<'a> {
     memory: &'a mut OctoState,
     connected: bool,
     last_emit: Option<Instant>,
+    /// When the push socket last delivered a message (None: no socket, or it was lost).
+    socket_heard: Option<Instant>,
 }
 
 impl Session<'_> {
@@ -152,7 +167,16 @@ impl Session<'_> {
                 Err(e) => self.skip(&format!("GET /api/printer: {e}"), &printer.body),
             }
         }
-        self.memory.apply_poll(snap, Instant::now());
+        let socket_speaks = self
+            .socket_heard
+            .is_some_and(|t| t.elapsed() < SOCKET_FRESH);
+        if socket_speaks {
+            if let Some(t) = snap.temperatures {
+                self.memory.apply_temperatures(t);
+            }
+        } else {
+            self.memory.apply_poll(snap, Instant::now());
+        }
         self.emit(true).await;
         Ok(())
     }
@@ -160,6 +184,7 @@ impl Session<'_> {
     /// Handles one socket message; false when the socket must be opened again (the
     /// session behind its `auth` expired).
     async fn push(&mut self, body: &[u8]) -> bool {
+        self.socket_heard = Some(Instant::now());
         match state::parse_push(body) {
             Ok(Push::Current(snap)) => {
                 if self.memory.apply_push(snap, Instant::now()) {
@@ -244,6 +269,7 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut OctoSt
         memory,
         connected: false,
         last_emit: None,
+        socket_heard: None,
     };
     let mut settings_open = true;
     let mut phase = 0.0;
@@ -278,11 +304,13 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut OctoSt
                 Ok(body) => {
                     if !s.push(&body).await {
                         socket = open_socket(&client).await;
+                        s.socket_heard = None;
                     }
                 }
                 Err(why) => {
                     tracing::info!(reason = %why, "push socket lost; reopening it at the next poll");
                     socket = None;
+                    s.socket_heard = None;
                 }
             },
             r = s.ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),

@@ -75,6 +75,11 @@ impl OctoState {
         applied
     }
 
+    /// Temperatures alone (a poll answer while the push socket carries the state).
+    pub fn apply_temperatures(&mut self, t: Temperatures) {
+        self.temperatures = t;
+    }
+
     /// A push `current` message. Returns false when it was skipped as older than the
     /// last event or than a poll answer that saw a print start or end.
     pub fn apply_push(&mut self, snap: Snapshot, now: Instant) -> bool {
