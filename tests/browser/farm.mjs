@@ -68,6 +68,8 @@ async function main() {
     await exportCsv(page);
     await updateCycle(page);
     if (SHOT_DIR) {
+      // A few seconds of printing, so the progress column has something to show.
+      await new Promise((r) => setTimeout(r, 8000));
       await page.evaluate(() => document.getElementById('printers').scrollIntoView());
       await shot(page, 'printer-table.png');
       await page.getByRole('button', { name: 'Cards', exact: true }).click();
@@ -266,7 +268,7 @@ async function updateCycle(page) {
   assert.ok(idle.length > FARM - 10, `idle printers: ${idle.length}`);
   const before = await tableMetrics(page);
   const t0 = Date.now();
-  await Promise.all(idle.map((p, i) => sim(p.id, 'print', { file: `shift_${i % 37}_part.gcode`, duration_s: 1200 + (i % 50) * 60 })));
+  await Promise.all(idle.map((p, i) => sim(p.id, 'print', { file: `shift_${i % 37}_part.gcode`, duration_s: 60 + (i % 40) * 45 })));
   const sent = Date.now() - t0;
   const ids = idle.map((p) => p.id);
   await page.waitForFunction((ids) => ids.every((id) => document.querySelector(`#printer-rows > tr[data-printer-id="${id}"]`)?.dataset.state === 'printing'),
@@ -346,6 +348,7 @@ async function shot(page, file) {
   mkdirSync(SHOT_DIR, { recursive: true });
   // The pictures are of the views, not of the "Job Auto-Created" notices over them.
   await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+  await page.mouse.move(0, 0);
   await page.screenshot({ path: join(SHOT_DIR, file) });
   log(`screenshot: ${join(SHOT_DIR, file)}`);
 }
