@@ -21,6 +21,8 @@ const H = 340;
 const PAD = { left: 80, right: 8, top: 10, bottom: 120 };
 /** Printer names under the bars only while there is room for them. */
 const MAX_LABELLED_BARS = 60;
+/** Widest a bar (with its gap) may be. */
+const MAX_BAR_STEP = 60;
 
 const pct = (v) => (v == null ? '–' : `${Math.round(v * 100)} %`);
 
@@ -152,7 +154,8 @@ export class StatsView {
       );
     }
     const n = groups.length;
-    const step = n ? plotW / n : 0;
+    // A few printers get bars of a readable width, not the whole chart each.
+    const step = n ? Math.min(plotW / n, MAX_BAR_STEP) : 0;
     const gap = Math.min(6, step * 0.2);
     groups.forEach((g, i) => {
       const u = Math.min(1, Math.max(0, g.utilisation ?? 0));
