@@ -267,6 +267,10 @@ async function updateCycle(page) {
   const idle = (await rest('GET', '/printers')).body.printers.filter((p) => p.connection === 'connected' && p.state === 'idle');
   assert.ok(idle.length > FARM - 10, `idle printers: ${idle.length}`);
   const before = await tableMetrics(page);
+  // Rows are updated in place: the same elements before and after, and no full render.
+  await page.evaluate((ids) => {
+    window.rowsBefore = ids.map((id) => document.querySelector(`#printer-rows > tr[data-printer-id="${id}"]`));
+  }, idle.map((p) => p.id));
   const t0 = Date.now();
   await Promise.all(idle.map((p, i) => sim(p.id, 'print', { file: `shift_${i % 37}_part.gcode`, duration_s: 60 + (i % 40) * 45 })));
   const sent = Date.now() - t0;
@@ -275,6 +279,9 @@ async function updateCycle(page) {
     ids, { timeout: 60_000, polling: 100 });
   const wall = Date.now() - t0;
   const after = await tableMetrics(page);
+  assert.equal(after.renders, before.renders, 'no full render of the table while the statuses came in');
+  const same = await page.evaluate((ids) => ids.every((id, i) => document.querySelector(`#printer-rows > tr[data-printer-id="${id}"]`) === window.rowsBefore[i]), idle.map((p) => p.id));
+  assert.ok(same, 'every row is the element it was, updated in place');
   const flushes = after.flushes - before.flushes;
   const events = after.events - before.events;
   const ms = after.flushMs - before.flushMs;

@@ -305,24 +305,36 @@ export class PrinterTable {
     }
   }
 
-  /** The per-state buttons above the table; rebuilt only when a count changed. */
+  /** The per-state buttons above the table, in `PRINTER_STATUS_ORDER`, one per state
+   *  that has printers. Updated in place, so a button keeps the keyboard focus while
+   *  its count changes; nothing is touched when no count changed. */
   showCounts(force = false) {
     const parts = PRINTER_STATUS_ORDER.filter((k) => this.counts.get(k) > 0).map((k) => [k, this.counts.get(k)]);
     const sig = `${this.filter.state}|${parts.join(';')}`;
     if (!force && sig === this.countsShown) return;
     this.countsShown = sig;
-    this.countsBox.replaceChildren(...parts.map(([k, n]) => el(
-      'button',
-      {
-        type: 'button',
-        class: `state-count pill state-${k}`,
-        dataset: { state: k, count: n },
-        'aria-pressed': this.filter.state === k ? 'true' : 'false',
-        title: `Show only printers that are ${PRINTER_STATUS_LABELS[k].toLowerCase()}`,
-      },
-      `${PRINTER_STATUS_LABELS[k] ?? k} `,
-      el('span', { class: 'state-count__n' }, String(n)),
-    )));
+    const existing = new Map([...this.countsBox.children].map((b) => [b.dataset.state, b]));
+    let at = this.countsBox.firstElementChild;
+    for (const [k, n] of parts) {
+      let b = existing.get(k);
+      existing.delete(k);
+      if (!b) {
+        b = el(
+          'button',
+          { type: 'button', class: `state-count pill state-${k}`, dataset: { state: k }, title: `Show only printers that are ${PRINTER_STATUS_LABELS[k].toLowerCase()}` },
+          `${PRINTER_STATUS_LABELS[k] ?? k} `,
+          el('span', { class: 'state-count__n' }),
+        );
+      }
+      if (b.dataset.count !== String(n)) {
+        b.dataset.count = String(n);
+        b.lastElementChild.textContent = String(n);
+      }
+      b.setAttribute('aria-pressed', this.filter.state === k ? 'true' : 'false');
+      if (b !== at) this.countsBox.insertBefore(b, at);
+      else at = at.nextElementSibling;
+    }
+    for (const b of existing.values()) b.remove();
   }
 
   /** The type filter lists the types the farm has. */

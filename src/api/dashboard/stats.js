@@ -13,7 +13,7 @@ import { el } from './format.js';
 const WINDOW_STORAGE = 'printfarmd.statsWindow';
 const WINDOWS = ['24', '168', '720'];
 /** Job events re-read the figures at most this often. */
-const REFRESH_MIN_MS = 5000;
+const REFRESH_MIN_MS = 15000;
 const SVG = 'http://www.w3.org/2000/svg';
 /** The chart's coordinate box; the SVG scales it to the panel's width. */
 const W = 1000;
