@@ -154,6 +154,7 @@ export class PrinterTable {
     m.flushes += 1;
     let moved = false;
     let newType = false;
+    let shownChanged = false;
     const key = this.sort.key;
     for (const p of this.pending.values()) {
       const r = this.rows.get(p.id);
@@ -167,8 +168,7 @@ export class PrinterTable {
       if (p.type !== r.p.type) newType = true;
       this.paint(r, p);
       if (sortValue(r, key) !== before) moved = true;
-      this.showIfMatches(r);
-      r.tr.dataset.flush = String(m.flushes);
+      if (this.showIfMatches(r)) shownChanged = true;
     }
     this.pending.clear();
     if (newType) this.refreshTypes();
@@ -176,6 +176,7 @@ export class PrinterTable {
       if (key === 'progress' || key === 'remaining') this.scheduleReorder();
       else this.reorder();
     }
+    if (shownChanged) this.showInfo();
     this.showCounts();
     const ms = performance.now() - t0;
     m.flushMs += ms;
@@ -258,12 +259,13 @@ export class PrinterTable {
       .some((s) => typeof s === 'string' && s.toLowerCase().includes(f.q));
   }
 
+  /** Hides or shows row `r` by the filters; true when that changed. */
   showIfMatches(r) {
     const v = this.matches(r);
-    if (v !== r.visible) {
-      r.visible = v;
-      r.tr.hidden = !v;
-    }
+    if (v === r.visible) return false;
+    r.visible = v;
+    r.tr.hidden = !v;
+    return true;
   }
 
   applyFilter(announce) {
