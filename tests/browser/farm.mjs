@@ -17,7 +17,7 @@ import { chromium } from 'playwright-core';
 import { CHROMIUM, CONTEXT, SHOTS, WAIT, daemon, rest, sim, stdinLines, waitForJobs } from './harness.mjs';
 
 const FARM = 500;
-const SHOT_DIR = SHOTS ? (SHOTS === '1' ? 'docs/screenshots' : join(SHOTS, 'screenshots')) : '';
+const SHOT_DIR = SHOTS ? join(SHOTS, 'screenshots') : '';
 const VIEWPORT = { width: 1280, height: 800 };
 const EXPORT_HEADER = 'id,printer_id,printer_type,job_name,filename,status,progress,start_time,end_time,'
   + 'estimated_duration,actual_duration,end_reason,notes,customer_info,created_at,updated_at';

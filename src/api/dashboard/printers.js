@@ -2,6 +2,11 @@
 // `printer_status` events (whose data is the same printer object), with pause, resume
 // and cancel buttons (`POST /api/v1/printers/{id}/…`; cancel asks first).
 //
+// The same printers can be shown as the compact table instead (printer-table.js; the
+// Cards/Table switch, kept in localStorage). Either way `printer_status` events are drawn
+// once per animation frame, the newest per printer, so a farm of hundreds of printers
+// reporting every second costs a redraw of what changed per frame, not one per event.
+//
 // A daemon without the printers endpoint (404) simply has no printer section; the rest of
 // the dashboard does not depend on it. Printers that cannot be reached or refused our
 // credentials are marked in words, colour and border, not colour alone.
