@@ -71,6 +71,7 @@ async function main() {
       // A few seconds of printing, so the progress column has something to show.
       await new Promise((r) => setTimeout(r, 8000));
       await page.evaluate(() => document.getElementById('printers').scrollIntoView());
+      await progressInOrder(page);
       await shot(page, 'printer-table.png');
       await page.getByRole('button', { name: 'Cards', exact: true }).click();
       await page.locator('#printer-cards > li').nth(FARM - 1).waitFor({ timeout: WAIT });
@@ -259,18 +260,26 @@ async function livePrint(page) {
   assert.equal(await header.getAttribute('aria-sort'), 'descending');
   // Progress moves on while the page watches; the rows are put back in order within a
   // second, so this waits for an ordered moment rather than reading once.
-  await page.waitForFunction(() => {
-    const pcts = [...document.querySelectorAll('#printer-rows > tr:not([hidden])')]
-      .map((tr) => (tr.children[4].textContent === '' ? null : Number.parseInt(tr.children[4].textContent, 10)));
-    const n = pcts.findIndex((v) => v == null);
-    return n >= 2 && pcts.slice(n).every((v) => v == null) && pcts.slice(0, n).every((v, i) => i === 0 || pcts[i - 1] >= v);
-  }, null, { timeout: WAIT });
+  await progressInOrder(page);
   const rows = await visibleRows(page);
   const withPct = rows.findIndex((r) => r.progress === '');
   for (const id of ['bambu_77', 'moon_3']) assert.ok(rows.slice(0, withPct).some((r) => r.id === id), `${id} has a progress, ahead of the idle printers`);
   await page.fill('#printer-filter-q', 'gearbox');
   assert.deepEqual((await visibleRows(page)).map((r) => r.id), ['bambu_77'], 'the text filter finds a printer by its file');
   await page.fill('#printer-filter-q', '');
+}
+
+/** Waits until the rows shown are in descending order of progress as shown (rounded),
+ *  with the printers that have none after those that have one. */
+async function progressInOrder(page) {
+  await page.waitForFunction(() => {
+    const pcts = [...document.querySelectorAll('#printer-rows > tr:not([hidden])')]
+      .map((tr) => (tr.children[4].textContent === '' ? null : Number.parseInt(tr.children[4].textContent, 10)));
+    const n = pcts.findIndex((v) => v == null);
+    const printing = n === -1 ? pcts.length : n;
+    return printing >= 2 && pcts.slice(printing).every((v) => v == null)
+      && pcts.slice(0, printing).every((v, i) => i === 0 || pcts[i - 1] >= v);
+  }, null, { timeout: WAIT, polling: 50 });
 }
 
 /** One full update cycle: every idle printer starts a print in the simulator at once
