@@ -85,6 +85,32 @@ impl Farm {
         Farm { rt, sim }
     }
 
+    /// A farm of `n` printers of every kind (3 Bambu X1-style : 3 Bambu P1-style : 2
+    /// PrusaLink : 1 OctoPrint : 1 Moonraker), idle until the browser script makes one
+    /// print.
+    fn start_large(n: usize) -> Farm {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let tenth = n / 10;
+        let sim = rt
+            .block_on(
+                SimFarm::builder()
+                    .bambu(3 * tenth, Style::X1)
+                    .bambu(3 * tenth, Style::P1)
+                    .prusalink(n - 8 * tenth)
+                    .octoprint(tenth)
+                    .moonraker(tenth)
+                    .prepare_ms(300)
+                    .stale_finish_ms(300)
+                    .start(),
+            )
+            .expect("the simulated farm starts");
+        Farm { rt, sim }
+    }
+
     /// The `[[printers]]` block for the daemon: the farm as it describes itself, a
     /// printer on its broker with a wrong access code (and a serial of its own: one
     /// printer configured twice is refused), and the offline one.
@@ -309,10 +335,11 @@ fn the_dashboard_works_in_a_real_browser() {
     let farm = Farm::start();
     // Polled printers are looked at every second, so a print shows within a few.
     let mut daemon = Daemon::start("[monitoring]\ninterval = 1\n", &farm.printers_toml());
-    run_browser_script(&browser_dir, &mut daemon, Some(&farm), &[]);
+    run_browser_script(&browser_dir, "dashboard.mjs", &mut daemon, Some(&farm), &[]);
     drop(daemon);
     run_browser_script(
         &browser_dir,
+        "dashboard.mjs",
         &mut Daemon::start(
             &format!("[auth]\nenabled = true\napi_keys = [\"{TEST_API_KEY}\"]\n"),
             OFFLINE_PRINTER,
@@ -322,16 +349,43 @@ fn the_dashboard_works_in_a_real_browser() {
     );
 }
 
-/// Runs dashboard.mjs against `daemon`, serving its control requests, and asserts it
-/// exits 0.
+/// How many printers the farm-scale test simulates.
+const FARM_PRINTERS: usize = 500;
+
+/// The dashboard at farm scale: the daemon watching 500 simulated printers of every kind
+/// (`tests/browser/farm.mjs`): the printer table lists, sorts, filters and counts them and
+/// follows a print through the WebSocket, the statistics chart has a bar per printer with
+/// jobs, the export button downloads the filtered jobs as CSV. It prints the table's first
+/// paint and one full update cycle (timings are reported, never asserted) and, with
+/// `PRINTFARMD_SCREENSHOTS`, saves `docs/screenshots/*.png`.
+#[test]
+fn the_dashboard_shows_a_farm_of_500_printers() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if let Some(why) = browser_missing(&browser_dir) {
+        if std::env::var("PRINTFARMD_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("skipping the browser test (PRINTFARMD_SKIP_BROWSER=1): {why}");
+            return;
+        }
+        panic!("the browser test cannot run: {why}. Set PRINTFARMD_SKIP_BROWSER=1 to skip it.");
+    }
+    let farm = Farm::start_large(FARM_PRINTERS);
+    assert_eq!(farm.sim.printers().len(), FARM_PRINTERS);
+    // Polled printers every 2 s: 200 HTTP printers make 100 requests a second.
+    let mut daemon = Daemon::start("[monitoring]\ninterval = 2\n", &farm.sim.config_toml());
+    run_browser_script(&browser_dir, "farm.mjs", &mut daemon, Some(&farm), &[]);
+}
+
+/// Runs `script` (in tests/browser) against `daemon`, serving its control requests, and
+/// asserts it exits 0.
 fn run_browser_script(
     browser_dir: &Path,
+    script: &str,
     daemon: &mut Daemon,
     farm: Option<&Farm>,
     env: &[(&str, &str)],
 ) {
     let mut node = Command::new("node");
-    node.arg(browser_dir.join("dashboard.mjs"))
+    node.arg(browser_dir.join(script))
         .arg(daemon.base())
         // Only the scenarios whose name contains this (for working on one).
         .arg(std::env::var("PRINTFARMD_BROWSER_ONLY").unwrap_or_default())

@@ -112,3 +112,37 @@ export async function foreignPageCannotDriveTheDaemon(browser) {
   await context.close();
   server.close();
 }
+
+/** The export button works with [auth] on: the download carries the page's key (a
+ *  plain link could not), while the same URL without a key is still refused. */
+export async function exportCarriesTheKey(browser) {
+  const t = token('export');
+  await createJob({ job_name: `${t}-a,"quoted"`, printer_id: offline.id, status: 'completed' });
+  await createJob({ job_name: `${t}-b`, printer_id: offline.id, status: 'failed' });
+  const context = await browser.newContext({ ...CONTEXT, acceptDownloads: true });
+  await context.addInitScript((k) => localStorage.setItem('printfarmd.apiKey', k), API_KEY);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(`${daemon.base}/#q=${t}`);
+  await live(page);
+  await expectRowCount(page, 2);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: WAIT }), page.click('#export-csv')]);
+  const text = await new Promise((resolve, reject) => {
+    download.createReadStream().then((s) => {
+      let out = '';
+      s.on('data', (c) => { out += c; });
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    }, reject);
+  });
+  const lines = text.trimEnd().split(/\r?\n/);
+  assert.match(lines[0], /^id,printer_id,printer_type,job_name,filename,status,/);
+  assert.equal(lines.length, 3, `the header and the two jobs of this filter: ${text}`);
+  assert.ok(lines.some((l) => l.includes(`"${t}-a,""quoted"""`)), 'RFC 4180 quoting survives the download');
+  const anonymous = await rest('GET', `/jobs/export?format=csv&q=${t}`, undefined, '');
+  assert.equal(anonymous.status, 401, 'the export still needs a key');
+  await context.close();
+  assert.deepEqual(errors, [], 'the page logged errors');
+}

@@ -28,7 +28,7 @@ import {
   API_KEY, CHROMIUM, ONLY, PRINTERS, RECONNECT_WAIT, SHOTS, WAIT, CONTEXT, autoCreationOn, card, control, createJob, daemon, expectCard,
   expectRowCount, expectText, filters, live, normalise, open, openWithInjection, rest, row, rows, shot, sim, stdinLines, token, waitForJobs,
 } from './harness.mjs';
-import { foreignPageCannotDriveTheDaemon, rolesShapeThePage } from './access.mjs';
+import { exportCarriesTheKey, foreignPageCannotDriveTheDaemon, rolesShapeThePage } from './access.mjs';
 
 // ---------------------------------------------------------------- which scenarios run
 
@@ -72,7 +72,10 @@ const ALL_STAGES = [
 const STAGES = API_KEY
   ? [[
     [['the page asks for the API key, refuses a wrong one and keeps the right one', apiKeyIsAskedFor]],
-    [['a viewer key sees no controls; an admin lists, makes and revokes keys', rolesShapeThePage]],
+    [
+      ['a viewer key sees no controls; an admin lists, makes and revokes keys', rolesShapeThePage],
+      ['the export button downloads the filtered jobs with the key', exportCarriesTheKey],
+    ],
   ]]
   : ALL_STAGES;
 

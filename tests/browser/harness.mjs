@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 export const daemon = { base: process.argv[2] };
 export const ONLY = process.argv[3] ?? '';
 export const CHROMIUM = process.env.PRINTFARMD_CHROMIUM || '/usr/bin/chromium';
-export const SHOTS = process.env.PRINTFARMD_SCREENSHOTS || '';
+/** Where screenshots go: the directory PRINTFARMD_SCREENSHOTS names (`1`: docs). */
+export const SHOTS = process.env.PRINTFARMD_SCREENSHOTS === '1' ? 'docs' : process.env.PRINTFARMD_SCREENSHOTS || '';
 /** How long the page may take to show something it should show. */
 export const WAIT = 10_000;
 /** How long a reconnect after a daemon restart may take (the backoff may be at a few s). */

@@ -44,6 +44,52 @@ function currentKey() {
   return apiKey() || memoryKey;
 }
 
+/** The headers every call carries: JSON wanted, and the API key when one is set. */
+function baseHeaders() {
+  const headers = { Accept: 'application/json' };
+  const key = currentKey();
+  if (key) headers['X-Api-Key'] = key;
+  return headers;
+}
+
+/** A download (`GET`) as a Blob with the file name the daemon suggests. It goes through
+ *  fetch, not a plain link, because a link cannot carry the `X-Api-Key` header and the
+ *  daemon takes keys in URLs only on /ws; the whole file is held in the browser's memory
+ *  until it is saved. Errors as in `request`. */
+export async function download(path, query) {
+  const url = new URL(`/api/v1${path}`, location.origin);
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v !== '' && v != null) url.searchParams.set(k, v);
+  }
+  const key = currentKey();
+  let res;
+  try {
+    res = await fetch(url, { headers: baseHeaders(), cache: 'no-store' });
+  } catch {
+    connectivity.dispatchEvent(new Event('unreachable'));
+    throw new ApiError(0, 'unreachable', 'The daemon could not be reached.');
+  }
+  connectivity.dispatchEvent(new Event('reachable'));
+  if (!res.ok) {
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      // Not JSON.
+    }
+    const err = new ApiError(res.status, data?.code ?? 'http_error', data?.message ?? `The daemon answered ${res.status}.`);
+    if (res.status === 401 && key === currentKey()) {
+      connectivity.dispatchEvent(new CustomEvent('auth-needed', { detail: err }));
+    }
+    throw err;
+  }
+  const disposition = res.headers.get('content-disposition') ?? '';
+  const name = /filename="([^"\/]{1,200})"/.exec(disposition)?.[1] ?? 'printfarmd-jobs';
+  // A download cut short by the daemon (its database failed mid-way) rejects here.
+  const blob = await res.blob();
+  return { blob, name };
+}
+
 /** One API call. `path` is under /api/v1; `query` an object of parameters (empty values
  *  are left out); `body` is sent as JSON. Resolves to the parsed JSON, or null for 204. */
 export async function request(method, path, { query, body } = {}) {
@@ -51,9 +97,8 @@ export async function request(method, path, { query, body } = {}) {
   for (const [k, v] of Object.entries(query ?? {})) {
     if (v !== '' && v != null) url.searchParams.set(k, v);
   }
-  const headers = { Accept: 'application/json' };
+  const headers = baseHeaders();
   const key = currentKey();
-  if (key) headers['X-Api-Key'] = key;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   // The daemon refuses a write that has neither a JSON body nor a custom header (a page
   // on another site can send neither); bodiless writes (DELETE) carry this one.
@@ -121,6 +166,7 @@ export const api = {
   controlPrinter: (id, action) => request('POST', `/printers/${encodeURIComponent(id)}/${action}`),
   getSettings: () => request('GET', '/settings'),
   updateSettings: (patch) => request('PUT', '/settings', { body: patch }),
+  stats: (query) => request('GET', '/stats', { query }),
   whoami: () => request('GET', '/auth'),
   listKeys: () => request('GET', '/keys'),
   createKey: (fields) => request('POST', '/keys', { body: fields }),

@@ -3,11 +3,13 @@
 // the event stream, the same ones any other client uses.
 
 import { api, connectivity, setApiKey, wsTarget } from './api.js';
+import { setupExport } from './export.js';
 import { KeysView } from './keys.js';
 import { Live } from './live.js';
 import { PrintersView } from './printers.js';
 import { JobsView } from './jobs.js';
 import { SettingsView } from './settings.js';
+import { StatsView } from './stats.js';
 import { showToast } from './toast.js';
 
 const THEME_STORAGE = 'printfarmd.theme';
@@ -15,18 +17,23 @@ const THEME_STORAGE = 'printfarmd.theme';
 const printers = new PrintersView();
 const jobs = new JobsView(printers);
 const settings = new SettingsView();
+const stats = new StatsView(printers);
 const keys = new KeysView();
 const live = new Live(wsTarget);
 
 setupTheme();
 setupBanner();
 setupApiKeyDialog();
+setupExport(document.getElementById('export-csv'), () => jobs.query());
 
 live.addEventListener('open', () => resync());
 live.addEventListener('printer_status', (e) => printers.update(e.detail));
 live.addEventListener('settings_updated', (e) => settings.show(e.detail));
 for (const type of ['job_created', 'job_updated', 'job_deleted', 'job_auto_created']) {
-  live.addEventListener(type, (e) => jobs.onEvent(type, e.detail));
+  live.addEventListener(type, (e) => {
+    jobs.onEvent(type, e.detail);
+    stats.onJobEvent();
+  });
 }
 live.addEventListener('job_auto_created', (e) => announceAutoJob(e.detail));
 
@@ -38,7 +45,7 @@ live.start();
 async function resync() {
   // Printers first, so the job list shows printer names; the role meanwhile.
   const [role] = await Promise.all([showRole(), printers.load()]);
-  await Promise.all([jobs.load(), settings.load(), role === 'admin' ? keys.load() : null]);
+  await Promise.all([jobs.load(), settings.load(), stats.load(), role === 'admin' ? keys.load() : null]);
 }
 
 /** Asks the daemon what the key in use may do; the page hides what it may not
@@ -171,4 +178,4 @@ function setupApiKeyDialog() {
 }
 
 // For people exploring in the browser console; the page itself never reads this.
-window.printfarmd = { api, live, keys };
+window.printfarmd = { api, live, keys, printers, stats };

@@ -100,3 +100,51 @@ export const STATUS_LABELS = {
   cancelled: 'Cancelled',
   unknown: 'Unknown',
 };
+
+// ---- printers
+
+export const TYPE_LABELS = { bambu: 'Bambu Lab', prusalink: 'PrusaLink', octoprint: 'OctoPrint', moonraker: 'Moonraker' };
+
+export const CONNECTION_LABELS = {
+  connected: 'Online',
+  connecting: 'Connecting…',
+  disconnected: 'Offline',
+  auth_failed: 'Authentication failed',
+  error: 'Offline (error)',
+};
+
+export const STATE_LABELS = {
+  idle: 'Idle',
+  preparing: 'Preparing',
+  printing: 'Printing',
+  paused: 'Paused',
+  finished: 'Finished',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  error: 'Error',
+  unknown: 'Unknown',
+};
+
+/** What the printer table counts, filters and sorts by: the printer's own state while it
+ *  is online, else why it is not (connecting, refused credentials, offline). Every
+ *  printer has exactly one, so the counts add up to the number of printers. */
+export function printerStatusKey(p) {
+  const c = p?.connection ?? 'disconnected';
+  if (c === 'connected') return STATE_LABELS[p.state] ? p.state : 'unknown';
+  if (c === 'connecting' || c === 'auth_failed') return c;
+  return 'offline';
+}
+
+/** The keys of `printerStatusKey` in the order the table sorts and counts them: busy
+ *  first, then trouble, then done and idle, then the printers that cannot be seen. */
+export const PRINTER_STATUS_ORDER = [
+  'printing', 'preparing', 'paused', 'error', 'failed', 'finished', 'cancelled', 'idle', 'unknown',
+  'connecting', 'auth_failed', 'offline',
+];
+
+export const PRINTER_STATUS_LABELS = {
+  ...STATE_LABELS,
+  connecting: 'Connecting',
+  auth_failed: 'Authentication failed',
+  offline: 'Offline',
+};

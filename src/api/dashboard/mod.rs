@@ -95,6 +95,21 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_str!("toast.js"),
     },
+    Asset {
+        name: "printer-table.js",
+        content_type: JS,
+        body: include_str!("printer-table.js"),
+    },
+    Asset {
+        name: "stats.js",
+        content_type: JS,
+        body: include_str!("stats.js"),
+    },
+    Asset {
+        name: "export.js",
+        content_type: JS,
+        body: include_str!("export.js"),
+    },
 ];
 
 /// ETags of every file, computed once: FNV-1a of the content. The files never change

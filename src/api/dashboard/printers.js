@@ -2,37 +2,23 @@
 // `printer_status` events (whose data is the same printer object), with pause, resume
 // and cancel buttons (`POST /api/v1/printers/{id}/…`; cancel asks first).
 //
+// The same printers can be shown as the compact table instead (printer-table.js; the
+// Cards/Table switch, kept in localStorage). Either way `printer_status` events are drawn
+// once per animation frame, the newest per printer, so a farm of hundreds of printers
+// reporting every second costs a redraw of what changed per frame, not one per event.
+//
 // A daemon without the printers endpoint (404) simply has no printer section; the rest of
 // the dashboard does not depend on it. Printers that cannot be reached or refused our
 // credentials are marked in words, colour and border, not colour alone.
 
 import { api } from './api.js';
-import { el, formatDuration, formatTemp, formatWhen } from './format.js';
+import { CONNECTION_LABELS, el, formatDuration, formatTemp, formatWhen, STATE_LABELS, TYPE_LABELS } from './format.js';
+import { PrinterTable } from './printer-table.js';
 import { showToast } from './toast.js';
 
-const TYPE_LABELS = { bambu: 'Bambu Lab', prusalink: 'PrusaLink', octoprint: 'OctoPrint', moonraker: 'Moonraker' };
-
-const CONNECTION_LABELS = {
-  connected: 'Online',
-  connecting: 'Connecting…',
-  disconnected: 'Offline',
-  auth_failed: 'Authentication failed',
-  error: 'Offline (error)',
-};
+const VIEW_STORAGE = 'printfarmd.printerView';
 
 const CONTROL_DONE = { pause: 'Pause sent', resume: 'Resume sent', cancel: 'Print cancelled' };
-
-const STATE_LABELS = {
-  idle: 'Idle',
-  preparing: 'Preparing',
-  printing: 'Printing',
-  paused: 'Paused',
-  finished: 'Finished',
-  failed: 'Failed',
-  cancelled: 'Cancelled',
-  error: 'Error',
-  unknown: 'Unknown',
-};
 
 export class PrintersView extends EventTarget {
   constructor() {
@@ -54,6 +40,38 @@ export class PrintersView extends EventTarget {
       else this.control(id, b.dataset.control, b);
     });
     this.bindCancelDialog();
+    /** Cards whose printer changed since the last frame; drawn once per frame. */
+    this.pendingCards = new Map();
+    this.cardFrame = 0;
+    this.table = new PrinterTable();
+    this.view = readView();
+    this.viewButtons = [...document.querySelectorAll('#printer-view-switch button[data-view]')];
+    for (const b of this.viewButtons) b.addEventListener('click', () => this.setView(b.dataset.view));
+    this.showView();
+  }
+
+  /** Cards or the compact table; remembered in this browser. */
+  setView(view) {
+    if (view === this.view || !['cards', 'table'].includes(view)) return;
+    this.view = view;
+    try {
+      localStorage.setItem(VIEW_STORAGE, view);
+    } catch {
+      // Not kept across reloads then.
+    }
+    this.showView();
+    this.renderAll();
+  }
+
+  showView() {
+    for (const b of this.viewButtons) b.setAttribute('aria-pressed', String(b.dataset.view === this.view));
+    this.section.dataset.view = this.view;
+    this.list.hidden = this.view !== 'cards';
+    if (this.view === 'cards') this.table.setActive(false);
+    else {
+      this.list.replaceChildren();
+      this.pendingCards.clear();
+    }
   }
 
   /** Sends pause/resume/cancel; the card follows through `printer_status`. */
@@ -133,27 +151,52 @@ export class PrintersView extends EventTarget {
     this.renderAll();
   }
 
-  /** A `printer_status` event. */
+  /** A `printer_status` event. The view draws it on the next frame, with any others
+   *  that arrive before then (one per printer: the newest). */
   update(p) {
     if (!p?.id) return;
     const known = this.printers.has(p.id);
     this.printers.set(p.id, p);
+    if (!known) this.count.textContent = `(${this.printers.size})`;
+    if (this.view === 'table') {
+      this.table.update(p);
+      if (!known) this.dispatchEvent(new Event('change'));
+      return;
+    }
     if (!known) {
       this.renderAll();
       return;
     }
-    const old = this.list.querySelector(`li[data-printer-id="${CSS.escape(p.id)}"]`);
-    if (old) old.replaceWith(card(p));
-    else this.renderAll();
+    this.pendingCards.set(p.id, p);
+    if (!this.cardFrame) this.cardFrame = requestAnimationFrame(() => this.flushCards());
+  }
+
+  flushCards() {
+    this.cardFrame = 0;
+    for (const p of this.pendingCards.values()) {
+      const old = this.list.querySelector(`li[data-printer-id="${CSS.escape(p.id)}"]`);
+      if (old) old.replaceWith(card(p));
+    }
+    this.pendingCards.clear();
   }
 
   renderAll() {
     this.section.hidden = false;
-    const cards = [...this.printers.values()].map(card);
-    this.list.replaceChildren(...cards);
-    this.empty.hidden = cards.length > 0;
-    this.count.textContent = cards.length ? `(${cards.length})` : '';
+    const all = [...this.printers.values()];
+    this.pendingCards.clear();
+    if (this.view === 'table') this.table.setActive(true, all);
+    else this.list.replaceChildren(...all.map(card));
+    this.empty.hidden = all.length > 0;
+    this.count.textContent = all.length ? `(${all.length})` : '';
     this.dispatchEvent(new Event('change'));
+  }
+}
+
+function readView() {
+  try {
+    return localStorage.getItem(VIEW_STORAGE) === 'table' ? 'table' : 'cards';
+  } catch {
+    return 'cards';
   }
 }
 
