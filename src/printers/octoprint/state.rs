@@ -47,12 +47,15 @@ pub struct OctoState {
 }
 
 /// Whether `kind` contradicts what a change `at` said (`active`), within the grace.
+/// `Error` counts: an "Offline after error" left from the last print's failure, read
+/// after the next print's `PrintStarted`, would otherwise fail the new print (a failure
+/// during a print comes with its own `PrintFailed` event).
 fn contradicts(change: Option<(Instant, bool)>, kind: Kind, now: Instant) -> bool {
     change.is_some_and(|(at, was_active)| {
         now.saturating_duration_since(at) < EVENT_GRACE
             && matches!(
                 kind,
-                Kind::Idle | Kind::Starting | Kind::Printing | Kind::Paused
+                Kind::Idle | Kind::Starting | Kind::Printing | Kind::Paused | Kind::Error
             )
             && active(kind) != was_active
     })
@@ -167,6 +170,16 @@ impl OctoState {
         };
         match e {
             Event::Started { path } => {
+                // Already printing this file: a `PrintStarted` queued on the socket and
+                // read after a poll answer that showed the print under way. Zeroing its
+                // progress and time would look like a restart (a second job).
+                let same = path.as_ref().is_some_and(|p| {
+                    self.current.as_ref().is_some_and(|c| c.path == *p) && active(kind_of(&s.state))
+                });
+                if same {
+                    self.event = Some((now, true));
+                    return;
+                }
                 s.state = "Printing".into();
                 if let Some(p) = path {
                     let date = s.file.as_ref().filter(|f| f.path == p).and_then(|f| f.date);

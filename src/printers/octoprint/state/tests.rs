@@ -453,3 +453,84 @@ fn a_socket_message_older_than_the_poll_that_saw_the_end_is_skipped() {
     assert!(applied);
     assert_eq!(s.state, PrinterState::Printing);
 }
+
+/// Found by the mixed-farm load run: after a failed print OctoPrint shows "Offline after
+/// error" until the printer is reconnected; a `current` with that state, sent before the
+/// next print's `PrintStarted` and read after it, must not fail the new print.
+#[test]
+fn an_error_state_older_than_the_next_prints_start_does_not_fail_it() {
+    let t0 = Instant::now();
+    let mut o = OctoState::default();
+    push(
+        &mut o,
+        r#"{"event": {"type": "PrintStarted", "payload": {"path": "a.gcode"}}}"#,
+        t0,
+    );
+    let s = push(
+        &mut o,
+        r#"{"event": {"type": "PrintFailed", "payload": {"path": "a.gcode", "reason": "error"}}}"#,
+        t0,
+    );
+    assert_eq!(
+        (s.state, s.filename.as_deref()),
+        (PrinterState::Failed, Some("a.gcode"))
+    );
+    let t1 = t0 + EVENT_GRACE + Duration::from_secs(1);
+    push(
+        &mut o,
+        &current("Offline after error", "a.gcode", "null"),
+        t1,
+    );
+    let s = push(
+        &mut o,
+        r#"{"event": {"type": "PrintStarted", "payload": {"path": "b.gcode"}}}"#,
+        t1,
+    );
+    assert_eq!(
+        (s.state, s.filename.as_deref()),
+        (PrinterState::Printing, Some("b.gcode"))
+    );
+    let s = push(
+        &mut o,
+        &current("Offline after error", "a.gcode", "null"),
+        t1,
+    );
+    assert_eq!(
+        (s.state, s.filename.as_deref()),
+        (PrinterState::Printing, Some("b.gcode")),
+        "a stale error state failed the next print"
+    );
+    // A real failure of the new print comes with its event.
+    let s = push(
+        &mut o,
+        r#"{"event": {"type": "PrintFailed", "payload": {"path": "b.gcode", "reason": "error"}}}"#,
+        t1,
+    );
+    assert_eq!(
+        (s.state, s.filename.as_deref()),
+        (PrinterState::Failed, Some("b.gcode"))
+    );
+}
+
+/// A poll answer that already shows a print some seconds in, then the `PrintStarted`
+/// that was queued on the socket meanwhile: the same print, not a restart at 0 %.
+#[test]
+fn a_start_event_read_after_a_poll_showing_the_print_keeps_its_progress() {
+    let t0 = Instant::now();
+    let mut o = OctoState::default();
+    assert!(o.apply_poll(
+        parse_job(&job("Printing", Some("f/x.gcode"), "30.0", "40", "90")).unwrap(),
+        t0
+    ));
+    let s = push(
+        &mut o,
+        r#"{"event": {"type": "PrintStarted", "payload": {"path": "f/x.gcode"}}}"#,
+        t0,
+    );
+    assert_eq!(s.state, PrinterState::Printing);
+    assert_eq!(
+        (s.progress, s.elapsed_s),
+        (Some(30.0), Some(40)),
+        "looks like a restart"
+    );
+}
