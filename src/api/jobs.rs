@@ -2,6 +2,7 @@
 //! create, edit and delete (which go through the JobCreator).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
@@ -45,9 +46,11 @@ pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Reje
     list.or(create).or(get).or(update).or(delete)
 }
 
-#[derive(Serialize)]
-struct JobList {
+/// A page of the history, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct JobList {
     jobs: Vec<Job>,
+    /// Jobs matching the filters, over all pages.
     total_count: u64,
     limit: u32,
     offset: u64,

@@ -13,6 +13,10 @@ pub mod export;
 mod health;
 mod jobs;
 pub mod keys;
+pub mod openapi;
+mod openapi_admin;
+mod openapi_paths;
+mod openapi_schemas;
 mod ops;
 mod printer_control;
 mod printers;
@@ -85,6 +89,7 @@ pub fn routes(
             .or(webhooks::routes(st.clone()))
             .or(ops::routes(st.clone()))
             .or(ws::route(st.clone()))
+            .or(openapi::route())
             .or(dashboard::routes()),
     );
     // The dashboard sets its own cache headers (ETag + revalidate); everything else,
