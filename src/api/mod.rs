@@ -111,8 +111,12 @@ pub fn routes(
             )
         }));
     auth::cors_origin(access)
+        .and(warp::path::full())
         .and(all)
-        .map(|origin, reply: _| auth::origin::add_cors(Reply::into_response(reply), origin))
+        .map(|origin, path: warp::path::FullPath, reply: _| {
+            let r = openapi::with_allow(Reply::into_response(reply), path.as_str());
+            auth::origin::add_cors(r, origin)
+        })
 }
 
 pub(crate) fn reject_err(e: impl Into<ApiError>) -> Rejection {

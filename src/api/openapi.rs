@@ -43,6 +43,60 @@ pub fn document() -> &'static str {
     &DOCUMENT
 }
 
+/// Each documented path as segments, with the methods it takes (`GET, PUT, DELETE`).
+static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let segments = path
+                .trim_matches('/')
+                .split('/')
+                .map(str::to_owned)
+                .collect();
+            let methods = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ];
+            let methods = methods
+                .iter()
+                .filter(|(_, op)| op.is_some())
+                .map(|(m, _)| *m)
+                .collect::<Vec<_>>()
+                .join(", ");
+            (segments, methods)
+        })
+        .collect()
+});
+
+/// The methods `path` takes, from the document: of the documented paths it matches, the
+/// one with the fewest `{parameters}` (`/jobs/export` before `/jobs/{id}`).
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let is_param = |t: &String| t.starts_with('{');
+    ROUTES
+        .iter()
+        .filter(|(t, _)| {
+            t.len() == segments.len() && t.iter().zip(&segments).all(|(t, s)| is_param(t) || t == s)
+        })
+        .min_by_key(|(t, _)| t.iter().filter(|t| is_param(t)).count())
+        .map(|(_, m)| m.as_str())
+}
+
+/// A 405 names the methods the path takes in `Allow` (RFC 9110 §15.5.6).
+pub fn with_allow(mut r: warp::reply::Response, path: &str) -> warp::reply::Response {
+    if r.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
+        && let Some(v) = allowed_methods(path).and_then(|m| m.parse().ok())
+    {
+        r.headers_mut().insert(warp::http::header::ALLOW, v);
+    }
+    r
+}
+
 pub fn route() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "openapi.json")
         .and(warp::get())
@@ -188,25 +242,52 @@ fn shared(method: &Method, path: &str, op: &mut Operation) {
             .entry(code.to_string())
             .or_insert_with(|| error_response(code, what));
     };
-    add(421, "`host_not_allowed`: the `Host` header names another site ([server] allowed_hosts).");
+    add(
+        421,
+        "`host_not_allowed`: the `Host` header names another site ([server] allowed_hosts).",
+    );
     if need != Need::Public {
-        add(401, "`unauthorized` (no key) or `invalid_key` (unknown, revoked or expired key).");
-        add(429, "`too_many_failed_keys`: too many wrong keys from this address; see `Retry-After`.");
-        add(500, "`database_error`: the database failed to answer (checking the key, or the request itself).");
-        add(503, "The database is unavailable or the daemon too busy to answer in time; retry shortly.");
+        add(
+            401,
+            "`unauthorized` (no key) or `invalid_key` (unknown, revoked or expired key).",
+        );
+        add(
+            429,
+            "`too_many_failed_keys`: too many wrong keys from this address; see `Retry-After`.",
+        );
+        add(
+            500,
+            "`database_error`: the database failed to answer (checking the key, or the request itself).",
+        );
+        add(
+            503,
+            "The database is unavailable or the daemon too busy to answer in time; retry shortly.",
+        );
     }
     if matches!(need, Need::Role(r) if r > Role::Viewer) {
-        add(403, "`forbidden`: the key's role is too low; or a write without `Content-Type: application/json` or a custom header (`header_required`), or from a foreign `Origin` (`origin_not_allowed`).");
+        add(
+            403,
+            "`forbidden`: the key's role is too low; or a write without `Content-Type: application/json` or a custom header (`header_required`), or from a foreign `Origin` (`origin_not_allowed`).",
+        );
     }
     let write = *method != Method::GET && *method != Method::HEAD;
     if write {
-        add(403, "`header_required`: a write needs `Content-Type: application/json` or a custom header such as `X-Requested-With`; or `origin_not_allowed`.");
-        add(415, "`unsupported_media_type`: a body that is not `application/json`.");
+        add(
+            403,
+            "`header_required`: a write needs `Content-Type: application/json` or a custom header such as `X-Requested-With`; or `origin_not_allowed`.",
+        );
+        add(
+            415,
+            "`unsupported_media_type`: a body that is not `application/json`.",
+        );
     }
     if op.request_body.is_some() {
         add(400, "`malformed_json`: the body is not valid JSON.");
         add(413, "`payload_too_large`: the body is larger than 1 MiB.");
-        add(422, "`invalid_field`: the body is JSON but a field is missing, unknown, of the wrong type or out of range.");
+        add(
+            422,
+            "`invalid_field`: the body is JSON but a field is missing, unknown, of the wrong type or out of range.",
+        );
     }
     if let Some(r) = op.responses.responses.get_mut("429")
         && let RefOr::T(r) = r
@@ -214,9 +295,10 @@ fn shared(method: &Method, path: &str, op: &mut Operation) {
         r.headers.entry("Retry-After".into()).or_insert_with(|| {
             RefOr::T(
                 HeaderBuilder::new()
-                    .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(
-                        utoipa::openapi::schema::Type::Integer,
-                    )))
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::Integer),
+                    ))
                     .description(Some("Seconds until a key is accepted again."))
                     .build(),
             )
@@ -243,9 +325,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn allow_names_the_documented_methods_of_the_closest_path() {
+        assert_eq!(allowed_methods("/api/v1/jobs/export"), Some("GET"));
+        assert_eq!(
+            allowed_methods("/api/v1/jobs/job_1"),
+            Some("GET, PUT, DELETE")
+        );
+        assert_eq!(allowed_methods("/api/v1/jobs"), Some("GET, POST"));
+        assert_eq!(allowed_methods("/api/v1/nothing"), None);
+    }
+
+    #[test]
     fn the_document_is_openapi_3_1_with_every_operation_secured() {
         let v: serde_json::Value = serde_json::from_str(document()).unwrap();
-        assert!(v["openapi"].as_str().unwrap().starts_with("3.1."), "{}", v["openapi"]);
+        assert!(
+            v["openapi"].as_str().unwrap().starts_with("3.1."),
+            "{}",
+            v["openapi"]
+        );
         for (path, item) in v["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 assert!(op["security"].is_array(), "{method} {path}");

@@ -111,7 +111,7 @@ pub fn metrics() {}
 #[utoipa::path(get, path = "/ws", tag = "operations",
     summary = "The event stream (WebSocket)",
     description = "A WebSocket (`Upgrade: websocket`). A browser may name the subprotocol `printfarmd.v1` and send its key as a second subprotocol `printfarmd.key.<key>` (a key in `?api_key=` also works, but ends up in proxy logs).\n\n\
-Every message is JSON `{\"type\", \"data\", \"timestamp\", \"seq\"}` (schema `Event`): `seq` counts per connection, a gap means events were lost.\n\n\
+Every message is JSON `{\"type\", \"data\", \"timestamp\", \"seq\"}` (schema `Event`): `seq` strictly increases on every connection, with gaps (events a subscription filters out, a `printer_status` replaced by a newer one before it was sent). A client that falls too far behind is closed (1013): reconnect and re-read `/api/v1/jobs`.\n\n\
 Event types (`EventKind`):\n\
 - `job_auto_created`: a print started and a job was created for it; `data` is the job (`Job`).\n\
 - `job_created`: a job was created by hand; `data` is the job.\n\
@@ -125,7 +125,7 @@ A bad message is answered `{\"type\":\"error\",\"data\":{\"code\",\"message\"}}`
 a client too slow to read is closed with 1013, and all clients with 1001 when the daemon stops.",
     responses(
         (status = 101, description = "Switched to the WebSocket protocol."),
-        (status = 400, description = "`invalid_header`: not a WebSocket upgrade.", body = ErrorBody),
+        (status = 400, description = "`websocket_required`: not a WebSocket upgrade; `bad_request`: an upgrade missing its WebSocket headers.", body = ErrorBody),
         (status = 403, description = "`origin_not_allowed`: a browser page on another site.", body = ErrorBody),
     ))]
 pub fn events() {}

@@ -19,7 +19,6 @@ use crate::domain::{Job, JobPatch, NewJob};
 #[into_params(parameter_in = Query)]
 pub struct JobFilters {
     /// Only this printer's jobs.
-    #[param(max_length = 128)]
     printer_id: Option<String>,
     /// One status or several, comma-separated: pending, running, paused, completed,
     /// failed, cancelled, unknown.
@@ -66,6 +65,7 @@ pub enum ExportFormat {
 pub struct ExportParams {
     /// `csv` (default; a header row, RFC 4180 quoting, `customer_info` as JSON in one
     /// column) or `ndjson` (one job per line).
+    #[param(inline)]
     format: Option<ExportFormat>,
 }
 
@@ -93,6 +93,7 @@ pub struct StatsParams {
     /// repeated).
     printer_id: Option<String>,
     /// How to group the figures (default `printer`).
+    #[param(inline)]
     group_by: Option<GroupBy>,
 }
 

@@ -84,6 +84,7 @@ pub struct PrinterInput {
     pub kind: PrinterType,
     #[serde(default)]
     pub name: Option<String>,
+    #[schema(min_length = 1)]
     pub host: String,
     /// Defaults to the protocol's port (Bambu 8883, PrusaLink and OctoPrint 80,
     /// Moonraker 7125).
@@ -272,9 +273,10 @@ pub struct CreatedKey {
 }
 
 /// How a webhook's body is written.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
+    #[default]
     Json,
     Ntfy,
     Discord,
@@ -331,7 +333,8 @@ pub struct WebhookList {
 pub struct WebhookInput {
     /// Made (`wh_…`) when absent.
     #[serde(default)]
-    pub id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
+    pub id: String,
     #[serde(default)]
     pub name: Option<String>,
     /// http:// or https://; a secret (shown redacted).
@@ -349,8 +352,9 @@ pub struct WebhookInput {
     /// HMAC-SHA256 key for `X-Printfarmd-Signature`.
     #[serde(default)]
     pub secret: Option<String>,
+    /// Default `json`.
     #[serde(default)]
-    pub format: Option<WebhookFormat>,
+    pub format: WebhookFormat,
 }
 
 /// `POST /api/v1/backup`.
@@ -396,6 +400,8 @@ pub struct Event {
     pub data: serde_json::Value,
     #[schema(format = DateTime)]
     pub timestamp: String,
-    /// Per connection, +1 per event; a gap means events were lost.
+    /// Numbered across the daemon's events: strictly increasing on every connection,
+    /// with gaps (events a subscription filters out, a `printer_status` replaced by a
+    /// newer one before it was sent).
     pub seq: u64,
 }
