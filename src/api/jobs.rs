@@ -119,11 +119,17 @@ pub fn parse_query(pairs: Vec<(String, String)>) -> Result<JobQuery, ApiError> {
                     })?;
             }
             "offset" => {
-                q.offset = v.parse::<u64>().map_err(|_| {
-                    bad(format!(
-                        "offset must be a whole number of 0 or more, got {v:?}"
-                    ))
-                })?;
+                // SQLite's OFFSET is a signed 64-bit number.
+                q.offset = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|o| i64::try_from(*o).is_ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "offset must be a whole number from 0 to {}, got {v:?}",
+                            i64::MAX
+                        ))
+                    })?;
             }
             other => {
                 return Err(bad(format!(
@@ -221,6 +227,7 @@ mod tests {
             ("limit=0", "limit"),
             ("limit=1001", "limit"),
             ("offset=-1", "offset"),
+            ("offset=9223372036854775808", "offset"),
             ("status=done", "status"),
             ("auto_created=yes", "auto_created"),
             ("since=yesterday", "since"),

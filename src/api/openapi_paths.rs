@@ -48,7 +48,7 @@ pub struct Paging {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Jobs to skip (default 0).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
     offset: Option<u64>,
 }
 
