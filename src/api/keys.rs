@@ -70,6 +70,8 @@ impl KeyView {
 #[serde(deny_unknown_fields)]
 #[schema(as = NewKey)]
 pub(super) struct NewKeyBody {
+    /// 1–64 printable characters.
+    #[schema(pattern = r"\S", max_length = 64)]
     name: String,
     #[schema(value_type = super::openapi_schemas::Role)]
     role: Role,

@@ -89,6 +89,7 @@ pub struct PrinterInput {
     /// Defaults to the protocol's port (Bambu 8883, PrusaLink and OctoPrint 80,
     /// Moonraker 7125).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub port: Option<u16>,
     #[serde(default)]
     pub serial: Option<String>,

@@ -102,8 +102,13 @@ impl Job {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
     pub printer_id: String,
+    /// Not blank; at most 512 characters.
+    #[schema(pattern = r"\S", max_length = 512)]
     pub job_name: String,
+    /// Not blank; at most 512 characters.
+    #[schema(pattern = r"\S", max_length = 512)]
     pub filename: String,
     #[serde(default)]
     pub status: Option<JobStatus>,
