@@ -110,6 +110,7 @@ pub fn metrics() {}
 
 #[utoipa::path(get, path = "/ws", tag = "operations",
     summary = "The event stream (WebSocket)",
+    params(("api_key" = Option<String>, Query, description = "The API key, for clients that can send neither a header nor a subprotocol (it ends up in proxy logs).")),
     description = "A WebSocket (`Upgrade: websocket`). A browser may name the subprotocol `printfarmd.v1` and send its key as a second subprotocol `printfarmd.key.<key>` (a key in `?api_key=` also works, but ends up in proxy logs).\n\n\
 Every message is JSON `{\"type\", \"data\", \"timestamp\", \"seq\"}` (schema `Event`): `seq` strictly increases on every connection, with gaps (events a subscription filters out, a `printer_status` replaced by a newer one before it was sent). A client that falls too far behind is closed (1013): reconnect and re-read `/api/v1/jobs`.\n\n\
 Event types (`EventKind`):\n\

@@ -22,7 +22,10 @@ pub struct JobFilters {
     printer_id: Option<String>,
     /// One status or several, comma-separated: pending, running, paused, completed,
     /// failed, cancelled, unknown.
-    #[param(example = "failed,cancelled")]
+    #[param(
+        example = "failed,cancelled",
+        pattern = r"^\s*((pending|running|paused|completed|failed|cancelled|unknown)\s*)?(,\s*((pending|running|paused|completed|failed|cancelled|unknown)\s*)?)*$"
+    )]
     status: Option<String>,
     /// Only auto-created (true) or hand-made (false) jobs.
     auto_created: Option<bool>,
