@@ -77,7 +77,17 @@ where
     Ok(out)
 }
 
+/// Every body this API takes is a JSON object. serde would also fill a struct from an
+/// array (`[null, null]` was taken as an empty job edit), so anything else is refused.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::unprocessable(
+            "the request body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -90,4 +100,32 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Patch {
+        a: Option<u32>,
+        b: Option<u32>,
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        assert!(parse::<Patch>(br#" {"a": 1} "#).is_ok());
+        for (body, status) in [
+            (&b"[null, null]"[..], StatusCode::UNPROCESSABLE_ENTITY),
+            (b"[1, 2]", StatusCode::UNPROCESSABLE_ENTITY),
+            (b"null", StatusCode::UNPROCESSABLE_ENTITY),
+            (b"7", StatusCode::UNPROCESSABLE_ENTITY),
+            (b"[1, 2", StatusCode::BAD_REQUEST),
+            (b"", StatusCode::BAD_REQUEST),
+        ] {
+            let e = parse::<Patch>(body).unwrap_err();
+            assert_eq!(e.status, status, "{}", String::from_utf8_lossy(body));
+        }
+    }
 }

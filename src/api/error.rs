@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
@@ -23,6 +24,26 @@ pub struct ApiError {
 }
 
 impl Reject for ApiError {}
+
+/// The body of every error answer (the OpenAPI document's `Error` schema).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// Always `error`.
+    pub status: ErrorStatus,
+    /// What went wrong, for programs: `invalid_query`, `job_not_found`, `unauthorized`,
+    /// `forbidden`, `conflict`, `payload_too_large`, `unavailable`, …
+    pub code: &'a str,
+    /// What went wrong, for people: what to change or where to look. Never holds a key.
+    pub message: &'a str,
+}
+
+/// The one value of an error's `status`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorStatus {
+    Error,
+}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -56,14 +77,8 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> warp::reply::Response {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            status: &'static str,
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
-            status: "error",
+        let body = ErrorBody {
+            status: ErrorStatus::Error,
             code: self.code,
             message: &self.message,
         };

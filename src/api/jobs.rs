@@ -2,6 +2,7 @@
 //! create, edit and delete (which go through the JobCreator).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
@@ -45,9 +46,11 @@ pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Reje
     list.or(create).or(get).or(update).or(delete)
 }
 
-#[derive(Serialize)]
-struct JobList {
+/// A page of the history, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct JobList {
     jobs: Vec<Job>,
+    /// Jobs matching the filters, over all pages.
     total_count: u64,
     limit: u32,
     offset: u64,
@@ -116,11 +119,17 @@ pub fn parse_query(pairs: Vec<(String, String)>) -> Result<JobQuery, ApiError> {
                     })?;
             }
             "offset" => {
-                q.offset = v.parse::<u64>().map_err(|_| {
-                    bad(format!(
-                        "offset must be a whole number of 0 or more, got {v:?}"
-                    ))
-                })?;
+                // SQLite's OFFSET is a signed 64-bit number.
+                q.offset = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|o| i64::try_from(*o).is_ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "offset must be a whole number from 0 to {}, got {v:?}",
+                            i64::MAX
+                        ))
+                    })?;
             }
             other => {
                 return Err(bad(format!(
@@ -218,6 +227,7 @@ mod tests {
             ("limit=0", "limit"),
             ("limit=1001", "limit"),
             ("offset=-1", "offset"),
+            ("offset=9223372036854775808", "offset"),
             ("status=done", "status"),
             ("auto_created=yes", "auto_created"),
             ("since=yesterday", "since"),

@@ -3,6 +3,7 @@
 //! do). A key's secret is in the answer to `POST` only, once; the list never has it.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
@@ -13,17 +14,30 @@ use crate::store::keys::{self as db, KeyRow};
 use crate::time;
 
 /// A key as listed: everything but the secret and its tag.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Key)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = super::openapi_schemas::Role)]
     pub role: Role,
     /// `active`, `expired` or `revoked`.
     pub status: &'static str,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+}
+
+/// `GET /api/v1/keys`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct KeyList {
+    total_count: usize,
+    keys: Vec<KeyView>,
 }
 
 impl KeyView {
@@ -51,12 +65,19 @@ impl KeyView {
     }
 }
 
-#[derive(Deserialize)]
+/// A key to make.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKeyBody {
+#[schema(as = NewKey)]
+pub(super) struct NewKeyBody {
+    /// 1–64 printable characters.
+    #[schema(pattern = r"\S", max_length = 64)]
     name: String,
+    #[schema(value_type = super::openapi_schemas::Role)]
     role: Role,
+    /// When it stops working; in the future.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
@@ -107,10 +128,10 @@ async fn list(st: AppState) -> Result<impl Reply, Rejection> {
     let rows = st.reads.read(db::list).await.map_err(reject_err)?;
     let now = time::now();
     let keys: Vec<_> = rows.into_iter().map(|r| KeyView::new(r, now)).collect();
-    Ok(warp::reply::json(&serde_json::json!({
-        "total_count": keys.len(),
-        "keys": keys,
-    })))
+    Ok(warp::reply::json(&KeyList {
+        total_count: keys.len(),
+        keys,
+    }))
 }
 
 async fn create(st: AppState, b: NewKeyBody) -> Result<impl Reply, Rejection> {

@@ -13,6 +13,10 @@ pub mod export;
 mod health;
 mod jobs;
 pub mod keys;
+pub mod openapi;
+mod openapi_admin;
+mod openapi_paths;
+mod openapi_schemas;
 mod ops;
 mod printer_control;
 mod printers;
@@ -85,6 +89,7 @@ pub fn routes(
             .or(webhooks::routes(st.clone()))
             .or(ops::routes(st.clone()))
             .or(ws::route(st.clone()))
+            .or(openapi::route())
             .or(dashboard::routes()),
     );
     // The dashboard sets its own cache headers (ETag + revalidate); everything else,
@@ -106,8 +111,12 @@ pub fn routes(
             )
         }));
     auth::cors_origin(access)
+        .and(warp::path::full())
         .and(all)
-        .map(|origin, reply: _| auth::origin::add_cors(Reply::into_response(reply), origin))
+        .map(|origin, path: warp::path::FullPath, reply: _| {
+            let r = openapi::with_allow(Reply::into_response(reply), path.as_str());
+            auth::origin::add_cors(r, origin)
+        })
 }
 
 pub(crate) fn reject_err(e: impl Into<ApiError>) -> Rejection {

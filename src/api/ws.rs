@@ -55,6 +55,7 @@ const CLOSE_TOO_BIG: u16 = 1009;
 pub fn route(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("ws")
         .and(warp::get())
+        .and(upgrade_required())
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(warp::ws())
         .and(with_state(st))
@@ -74,6 +75,24 @@ pub fn route(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejec
                 Ok::<_, Rejection>(auth::ws_protocol_reply(upgrade, protocols.as_deref()))
             },
         )
+}
+
+/// A plain `GET /ws` (a browser tab, curl, an API scanner) gets a 400 that says what
+/// the route is, instead of warp's unnamed rejection.
+fn upgrade_required() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("upgrade")
+        .and_then(|u: Option<String>| async move {
+            if u.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+                Ok(())
+            } else {
+                Err(super::ApiError::bad_request(
+                    "websocket_required",
+                    "/ws is a WebSocket: connect with a WebSocket client (Upgrade: websocket)",
+                )
+                .reject())
+            }
+        })
+        .untuple_one()
 }
 
 async fn session(socket: WebSocket, client: Arc<Client>, st: AppState) {

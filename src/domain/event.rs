@@ -3,9 +3,10 @@
 //! decides them) and the webhook and MQTT configuration (which filters on them).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The `type` of a WebSocket message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A print started and a job was created for it.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::{JobId, JobStatus, PrinterId, PrinterType};
 use crate::time::{self, Timestamp};
@@ -31,7 +32,7 @@ pub const MAX_NOTES_LEN: usize = 16 * 1024;
 pub const MAX_CUSTOMER_INFO_BYTES: usize = 64 * 1024;
 
 /// One print on one printer (design.md §3).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct Job {
     pub id: JobId,
     pub printer_id: PrinterId,
@@ -40,16 +41,21 @@ pub struct Job {
     pub filename: String,
     pub status: JobStatus,
     pub progress: f64,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "opt_time")]
     pub start_time: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "opt_time")]
     pub end_time: Option<Timestamp>,
     pub estimated_duration: Option<i64>,
     pub actual_duration: Option<i64>,
+    #[schema(value_type = Object)]
     pub customer_info: Map<String, Value>,
     pub notes: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "req_time")]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "req_time")]
     pub updated_at: Timestamp,
     /// Why the job ended, when the daemon knows more than the status says ("cancelled
@@ -93,15 +99,21 @@ impl Job {
 }
 
 /// `POST /api/v1/jobs`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
     pub printer_id: String,
+    /// Not blank; at most 512 characters.
+    #[schema(pattern = r"\S", max_length = 512)]
     pub job_name: String,
+    /// Not blank; at most 512 characters.
+    #[schema(pattern = r"\S", max_length = 512)]
     pub filename: String,
     #[serde(default)]
     pub status: Option<JobStatus>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub customer_info: Option<Map<String, Value>>,
     #[serde(default)]
     pub notes: Option<String>,
@@ -111,7 +123,7 @@ pub struct NewJob {
 
 /// `PUT /api/v1/jobs/{id}`: every field optional; `customer_info` is merged key by
 /// key (a `null` value removes a key), `notes: null` clears the notes.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobPatch {
     #[serde(default)]
@@ -121,14 +133,19 @@ pub struct JobPatch {
     #[serde(default)]
     pub progress: Option<f64>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub customer_info: Option<Map<String, Value>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub start_time: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub end_time: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     pub estimated_duration: Option<Option<i64>>,
 }
 

@@ -13,6 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 mod event;
 pub mod job;
@@ -28,8 +29,9 @@ pub const MAX_PRINTER_ID_LEN: usize = 64;
 
 /// A printer's id as configured (`[[printers]] id = ".."`): 1–64 characters of
 /// `A-Z a-z 0-9 _ - .`, so it is safe in a URL path segment without escaping.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9_.\-]{1,64}$", example = "bambu_001")]
 pub struct PrinterId(String);
 
 impl PrinterId {
@@ -73,8 +75,9 @@ impl<'de> Deserialize<'de> for PrinterId {
 /// A job's id: `job_` followed by a UUIDv7 in simple form. UUIDv7 is time-ordered and
 /// random in its low bits, so ids stay unique across restarts and across hosts without
 /// consulting the database.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "job_0193a8f2c4e07c3d9a1b2c3d4e5f6a7b")]
 pub struct JobId(String);
 
 impl JobId {
@@ -100,7 +103,7 @@ impl fmt::Display for JobId {
 }
 
 /// Where a job stands (design.md §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Created by hand, not yet seen on a printer.
@@ -173,7 +176,7 @@ impl FromStr for JobStatus {
 }
 
 /// The protocol family a printer speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PrinterType {
     Bambu,

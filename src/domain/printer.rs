@@ -3,12 +3,13 @@
 //! `printer_status`.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{PrinterId, PrinterType};
 use crate::time::Timestamp;
 
 /// How the daemon's connection to a printer stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     Connecting,
@@ -21,7 +22,7 @@ pub enum ConnectionState {
 }
 
 /// What the printer says it is doing, across protocols.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PrinterState {
     Idle,
@@ -35,7 +36,8 @@ pub enum PrinterState {
     Unknown,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Degrees Celsius; `null` when the printer does not report it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct Temperatures {
     pub nozzle: Option<f64>,
     pub nozzle_target: Option<f64>,
@@ -46,7 +48,7 @@ pub struct Temperatures {
 
 /// What the daemon refused from one printer since its driver started (issue 14): shown
 /// on `GET /api/v1/printers` and summed on `/api/v1/health`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BadData {
     /// Answers or reports that could not be used at all (not JSON, wrong types, too
     /// large): skipped whole.

@@ -12,6 +12,7 @@ mod faults;
 mod jobs;
 mod keys;
 mod neighbours;
+mod openapi;
 mod ops;
 mod origins;
 mod seq;

@@ -10,7 +10,7 @@ use crate::config::Role;
 /// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// The dashboard's files: no key, whatever `[auth]` says.
+    /// The dashboard's files and the API document: no key, whatever `[auth]` says.
     Public,
     /// `GET /api/v1/health`: readable without a key (only `status` and `version` then).
     Optional,
@@ -29,6 +29,8 @@ pub fn need(method: &Method, path: &str) -> Need {
         // Prometheus metrics: read-only, a viewer key (issue 16).
         ["metrics"] => Need::Role(Role::Viewer),
         ["api", "v1", "health"] if read => Need::Optional,
+        // The API document describes routes, never data: anyone may read it.
+        ["api", "v1", "openapi.json"] if read => Need::Public,
         // Webhooks name where the farm's events go: admin's, reading included.
         ["api", "v1", "webhooks", ..] => Need::Role(Role::Admin),
         // Keys and who-am-I: the list is admin's, the caller's own role anyone's.
@@ -69,6 +71,8 @@ mod tests {
             ("DELETE", "/api/v1/webhooks/w", A),
             ("POST", "/api/v1/backup", A),
             ("GET", "/api/v1/health", Optional),
+            ("GET", "/api/v1/openapi.json", Public),
+            ("POST", "/api/v1/openapi.json", A),
             ("POST", "/api/v1/health", A),
             ("GET", "/api/v1/jobs", V),
             ("GET", "/api/v1/jobs/job_1", V),
