@@ -9,6 +9,10 @@
 //! The writer's own auto-checkpoint stays on as a backstop, at a size this thread keeps
 //! the WAL well below, so the WAL cannot grow without bound if this thread stops.
 //!
+//! A checkpoint runs only when something was committed since the last one (SQLite's
+//! `PRAGMA data_version`, which changes when another connection commits): an idle farm's
+//! tick is two `stat` calls and one pragma, not a checkpoint (issue 21).
+//!
 //! On the same tick it checks that the database's paths still name the files the writer
 //! has open (`files::FileIdentity`), so `/health` shows a deleted or replaced database
 //! within a second even when nothing is being written.
@@ -79,14 +83,29 @@ impl Drop for Checkpointer {
     }
 }
 
-/// One PASSIVE checkpoint (it copies what it can without waiting; its counts are not
-/// needed).
-fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
-    Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?)
+/// One PASSIVE checkpoint (it copies what it can without waiting). `true` when it
+/// copied the whole WAL; `false` when a reader's snapshot kept some of it back (the next
+/// tick tries again).
+fn checkpoint(conn: &Connection) -> Result<bool, StoreError> {
+    // Columns: busy, frames in the WAL, frames checkpointed (-1, -1 when not in WAL mode).
+    let (log, done): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })?;
+    Ok(done >= log)
+}
+
+/// SQLite's `PRAGMA data_version` of this connection: changes when another connection
+/// has committed since it was last read.
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .ok()
 }
 
 fn run(conn: Connection, path: &Path, interval: Duration, stop: &AtomicBool, watch: Option<Watch>) {
     let mut failing = false;
+    // What the last successful checkpoint saw; `None` until one has run.
+    let mut checkpointed: Option<i64> = None;
     loop {
         std::thread::park_timeout(interval);
         let stopping = stop.load(Ordering::Relaxed);
@@ -96,12 +115,17 @@ fn run(conn: Connection, path: &Path, interval: Duration, stop: &AtomicBool, wat
         {
             tracing::error!(reason = %reason, "database files changed under the daemon; writes are refused until a restart");
         }
+        let version = data_version(&conn);
+        if version.is_some() && version == checkpointed && !stopping {
+            continue;
+        }
         match checkpoint(&conn) {
-            Ok(_) if failing => {
+            Ok(all) if failing => {
+                checkpointed = version.filter(|_| all);
                 failing = false;
                 tracing::info!(database = %path.display(), "WAL checkpoints work again");
             }
-            Ok(_) => {}
+            Ok(all) => checkpointed = version.filter(|_| all),
             // Logged once per spell of failures: the writer's own auto-checkpoint still
             // bounds the WAL meanwhile, and no data is at risk (checkpoints only copy).
             Err(e) if !failing => {
@@ -142,6 +166,25 @@ mod tests {
             .unwrap();
         assert_eq!(n, 200);
         largest
+    }
+
+    #[test]
+    fn data_version_changes_only_with_another_connections_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let writer = super::super::open_writer(&path).unwrap();
+        writer.execute_batch("CREATE TABLE t (x)").unwrap();
+        let reader = super::super::open_read_write(&path).unwrap();
+        let v0 = data_version(&reader).unwrap();
+        assert_eq!(data_version(&reader), Some(v0), "nothing committed");
+        checkpoint(&reader).unwrap();
+        assert_eq!(
+            data_version(&reader),
+            Some(v0),
+            "its own checkpoint is no change"
+        );
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert_ne!(data_version(&reader), Some(v0), "a commit is");
     }
 
     #[test]
