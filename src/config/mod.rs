@@ -151,13 +151,34 @@ pub struct MonitoringConfig {
     /// Seconds; the settings key `monitoring_interval`.
     #[serde(default = "default_interval")]
     pub interval: u64,
+    /// Seconds between PrusaLink's fast status probes (`GET /api/v1/status` alone)
+    /// between two polls; a change of state or job is polled at once. 0 turns it off.
+    #[serde(default = "default_status_probe")]
+    pub status_probe_s: u64,
 }
 
 impl Default for MonitoringConfig {
     fn default() -> Self {
         Self {
             interval: default_interval(),
+            status_probe_s: DEFAULT_STATUS_PROBE_S,
         }
+    }
+}
+
+/// `monitoring.status_probe_s` when not set.
+pub const DEFAULT_STATUS_PROBE_S: u64 = 5;
+/// Longest `monitoring.status_probe_s` accepted; longer is a typo (use 0 for off).
+pub const MAX_STATUS_PROBE_S: u64 = 300;
+
+fn default_status_probe() -> u64 {
+    DEFAULT_STATUS_PROBE_S
+}
+
+impl MonitoringConfig {
+    /// The probe period, `None` when off.
+    pub fn status_probe(&self) -> Option<std::time::Duration> {
+        (self.status_probe_s > 0).then(|| std::time::Duration::from_secs(self.status_probe_s))
     }
 }
 
@@ -301,6 +322,12 @@ impl Config {
         }
         .validate()
         .map_err(|e| e.replace("monitoring_interval", "monitoring.interval"))?;
+        if self.monitoring.status_probe_s > MAX_STATUS_PROBE_S {
+            return Err(format!(
+                "monitoring.status_probe_s must be 0 (off) to {MAX_STATUS_PROBE_S} seconds, got {}",
+                self.monitoring.status_probe_s
+            ));
+        }
         access::validate_keys(&self.auth.api_keys, self.auth.failed_keys_per_minute)?;
         access::validate_hosts(&self.server.allowed_hosts)?;
         access::validate_origins(&self.server.allowed_origins)?;
@@ -416,6 +443,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn status_probe_defaults_to_five_seconds_and_is_bounded() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(
+            c.monitoring.status_probe(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        let c = Config::from_toml_str("[monitoring]\nstatus_probe_s = 0").unwrap();
+        assert_eq!(c.monitoring.status_probe(), None);
+        let e = Config::from_toml_str("[monitoring]\nstatus_probe_s = 301")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("monitoring.status_probe_s"), "{e}");
     }
 
     #[test]
