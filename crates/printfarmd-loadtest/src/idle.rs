@@ -259,7 +259,7 @@ async fn measure(
     }
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
-    let health0 = api.get("/api/v1/health").await?;
+    let health0 = processed(&api).await;
     let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
     let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
     let mut switches = Switches::open(daemon.pid);
@@ -274,13 +274,15 @@ async fn measure(
     let s1 = procs::usage(sim.pid, ticks).unwrap_or_default();
     let threads = procs::task_switches(daemon.pid).len();
     // After the window: the health request is the harness's, not the farm's.
-    let health1 = api.get("/api/v1/health").await?;
-    let jobs = api.get("/api/v1/jobs?status=running&limit=1").await?;
+    let health1 = processed(&api).await;
+    let jobs = api
+        .get("/api/v1/jobs?status=running&limit=1")
+        .await
+        .unwrap_or_default();
     let (voluntary, nonvoluntary) = switches.total();
     let wakeups = voluntary + nonvoluntary;
     let cpu = d1.cpu_s - d0.cpu_s;
-    let statuses = health1["statuses_processed"].as_u64().unwrap_or(0)
-        - health0["statuses_processed"].as_u64().unwrap_or(0);
+    let statuses = health1.zip(health0).map(|(b, a)| b.saturating_sub(a));
     Ok(json!({
         "mode": "idle",
         "config": {
@@ -312,4 +314,19 @@ async fn measure(
         },
         "note": "CPU is utime + stime of the daemon process (all threads) over the window, from /proc/PID/stat; clock ticks are 1/clk_tck s, so short windows are coarse",
     }))
+}
+
+/// `statuses_processed` from `/api/v1/health`, tried three times (a loaded host can make
+/// one answer slow); `None` when it cannot be read (the figure is then left out, the
+/// measurement stands).
+async fn processed(api: &Control) -> Option<u64> {
+    for _ in 0..3 {
+        if let Ok(h) = api.get("/api/v1/health").await
+            && let Some(n) = h["statuses_processed"].as_u64()
+        {
+            return Some(n);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    None
 }
