@@ -321,10 +321,12 @@ async fn measure(
 /// measurement stands).
 async fn processed(api: &Control) -> Option<u64> {
     for _ in 0..3 {
-        if let Ok(h) = api.get("/api/v1/health").await
-            && let Some(n) = h["statuses_processed"].as_u64()
-        {
-            return Some(n);
+        match api.get("/api/v1/health").await {
+            Ok(h) => match h["statuses_processed"].as_u64() {
+                Some(n) => return Some(n),
+                None => eprintln!("loadtest idle: /api/v1/health has no statuses_processed: {h}"),
+            },
+            Err(e) => eprintln!("loadtest idle: GET /api/v1/health: {e:#}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
