@@ -127,7 +127,13 @@ pub async fn run(
     // and none while nothing moved — `jobs/book/progress.rs`.)
 
     // One actor per printer; statuses go to the JobCreator.
-    let manager = PrinterManager::new(settings_rx.clone(), creator.clone().recipient()).start();
+    let tuning = crate::printers::driver::Tuning {
+        status_probe: config.monitoring.status_probe(),
+        ..Default::default()
+    };
+    let manager = PrinterManager::new(settings_rx.clone(), creator.clone().recipient())
+        .with_tuning(tuning)
+        .start();
     for e in printers.all() {
         let pin = pins.get(&e.config.id).cloned();
         manager.do_send(StartPrinter {

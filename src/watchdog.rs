@@ -4,7 +4,8 @@
 //! The JobCreator (the one writer), the Broadcaster and the PrinterManager are actors; a
 //! panic in one of them ends its task and closes its mailbox, and the rest of the daemon
 //! would go on serving reads, with every write answering 503 forever and `/health` still
-//! `ok`. This watchdog looks at their mailboxes a few times a second. When one is closed
+//! `ok`. This watchdog looks at their mailboxes at once when anything panics (the panic
+//! hook wakes it) and every two seconds besides. When one is closed
 //! it marks `/health` `unavailable` (503) with the reason, logs it once at error, waits a
 //! short grace period (clients in flight and the service manager's health check see the
 //! 503), and then tells `app::run` to stop, which returns an error: the process exits
@@ -23,9 +24,15 @@ use tokio::task::JoinHandle;
 
 use crate::health::Health;
 
-/// How often the watchdog looks at the essential actors. A dead writer is noticed
-/// within this, and checking is one atomic load per actor.
-const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the watchdog looks at the essential actors when nothing has panicked: the
+/// backstop for an actor that stopped without a panic. Checking is one atomic load per
+/// actor; the cadence is slow so an idle daemon does not wake for it (issue 21).
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// After a panic (the panic hook wakes the watchdog at once), how often and for how
+/// long it looks: the panicking actor's mailbox closes as its task unwinds, a moment
+/// after the hook runs. A dead writer is noticed within milliseconds of its panic.
+const AFTER_PANIC_CHECK: Duration = Duration::from_millis(25);
+const AFTER_PANIC_FOR: Duration = Duration::from_secs(2);
 /// How long `/health` answers 503 before the process stops: long enough for a service
 /// manager's or load balancer's check (every few seconds) and for requests in flight to
 /// see the reason, short enough that systemd restarts the writer promptly.
@@ -58,12 +65,29 @@ pub fn spawn(
     install_panic_hook();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(async move {
-        let mut every = tokio::time::interval(CHECK_INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let name = loop {
-            every.tick().await;
-            if let Some((name, _)) = essentials.iter().find(|(_, alive)| !alive()) {
-                break *name;
+        let dead = || {
+            essentials
+                .iter()
+                .find(|(_, alive)| !alive())
+                .map(|(n, _)| *n)
+        };
+        let name = 'watch: loop {
+            // Armed before the check, so a panic in between is not missed.
+            let panicked = PANICKED.notified();
+            if let Some(name) = dead() {
+                break name;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(CHECK_INTERVAL) => {}
+                _ = panicked => {
+                    let until = Instant::now() + AFTER_PANIC_FOR;
+                    while Instant::now() < until {
+                        if let Some(name) = dead() {
+                            break 'watch name;
+                        }
+                        tokio::time::sleep(AFTER_PANIC_CHECK).await;
+                    }
+                }
             }
         };
         let reason = match recent_panic() {
@@ -89,6 +113,8 @@ struct Panic {
 }
 
 static LAST_PANIC: Mutex<Option<Panic>> = Mutex::new(None);
+/// Woken by the panic hook: the watchdog looks at once instead of at its next check.
+static PANICKED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Keeps the last panic's location and message (capped), then runs the previous hook
 /// (which prints it as usual).
@@ -117,6 +143,7 @@ fn install_panic_hook() {
                     text,
                 });
             }
+            PANICKED.notify_waiters();
             previous(info);
         }));
     });

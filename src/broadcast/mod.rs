@@ -28,11 +28,12 @@ use crate::time;
 
 /// Least time between two `printer_status` events of one printer (design.md §4).
 pub const STATUS_EVENT_INTERVAL: Duration = Duration::from_secs(1);
-/// How often held statuses that came due are sent: a held status goes out at most this
-/// much after its second is up. Short, so that each tick releases few statuses: at
-/// 100 ms, a 2,000-printer farm's ~160 held statuses a tick reached 100 clients as one
-/// burst, and the last client got them ~10 ms after the first.
-const STATUS_FLUSH_TICK: Duration = Duration::from_millis(10);
+/// Least time between two flushes of held statuses: a held status goes out at most this
+/// much after its second is up. Short, so that each flush releases few statuses: at
+/// 100 ms, a 2,000-printer farm's ~160 held statuses reached 100 clients as one burst,
+/// and the last client got them ~10 ms after the first. The flush is a timer armed only
+/// while a status is held (issue 21): a farm where nothing is held costs no wake-ups.
+const STATUS_FLUSH_MIN_GAP: Duration = Duration::from_millis(10);
 /// Messages the Broadcaster's mailbox holds before senders wait. Senders are the
 /// JobCreator (which then waits a moment) and the WebSocket handlers.
 const MAILBOX_CAPACITY: usize = 4096;
@@ -54,6 +55,8 @@ pub struct Broadcaster {
     /// Printers whose held status comes due, in order of when (the second after their
     /// last send). An entry whose status went out meanwhile is skipped.
     due: VecDeque<(Instant, PrinterId)>,
+    /// The flush timer, armed while `due` is not empty.
+    flush_timer: Option<SpawnHandle>,
 }
 
 impl Broadcaster {
@@ -122,8 +125,24 @@ impl Broadcaster {
         }
     }
 
-    fn flush_held(&mut self) {
-        self.flush_held_at(Instant::now());
+    /// Arms the flush timer for the first held status's due time (at least
+    /// `STATUS_FLUSH_MIN_GAP` from now), unless it is armed or nothing is held. Entries
+    /// are only appended behind the first, so an armed timer never fires late for it.
+    fn arm_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_timer.is_some() {
+            return;
+        }
+        let Some((at, _)) = self.due.front() else {
+            return;
+        };
+        let wait = at
+            .saturating_duration_since(Instant::now())
+            .max(STATUS_FLUSH_MIN_GAP);
+        self.flush_timer = Some(ctx.run_later(wait, |this, ctx| {
+            this.flush_timer = None;
+            this.flush_held_at(Instant::now());
+            this.arm_flush(ctx);
+        }));
     }
 
     fn flush_held_at(&mut self, now: Instant) {
@@ -157,7 +176,6 @@ impl Actor for Broadcaster {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(STATUS_FLUSH_TICK, |this, _| this.flush_held());
     }
 }
 
@@ -168,10 +186,11 @@ pub struct Publish(pub Event);
 
 impl Handler<Publish> for Broadcaster {
     type Result = ();
-    fn handle(&mut self, Publish(ev): Publish, _: &mut Self::Context) {
+    fn handle(&mut self, Publish(ev): Publish, ctx: &mut Self::Context) {
         let now = Instant::now();
         let admitted = self.admit(ev, now);
         self.emit(admitted.into_iter().collect());
+        self.arm_flush(ctx);
     }
 }
 
@@ -182,13 +201,14 @@ pub struct PublishAll(pub Vec<Event>);
 
 impl Handler<PublishAll> for Broadcaster {
     type Result = ();
-    fn handle(&mut self, PublishAll(evs): PublishAll, _: &mut Self::Context) {
+    fn handle(&mut self, PublishAll(evs): PublishAll, ctx: &mut Self::Context) {
         let now = Instant::now();
         let admitted = evs
             .into_iter()
             .filter_map(|ev| self.admit(ev, now))
             .collect();
         self.emit(admitted);
+        self.arm_flush(ctx);
     }
 }
 
@@ -247,9 +267,12 @@ pub struct FlushAll;
 
 impl Handler<FlushAll> for Broadcaster {
     type Result = ();
-    fn handle(&mut self, _: FlushAll, _: &mut Self::Context) {
+    fn handle(&mut self, _: FlushAll, ctx: &mut Self::Context) {
         let mut out = Vec::new();
         self.due.clear();
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
         for slot in self.statuses.values_mut() {
             if let Some(ev) = slot.held.take() {
                 out.push((ev, Some(slot.index)));
@@ -269,6 +292,20 @@ impl Handler<ClientCount> for Broadcaster {
     fn handle(&mut self, _: ClientCount, _: &mut Self::Context) -> usize {
         let internal = |c: &Arc<Client>| c.internal.load(std::sync::atomic::Ordering::Relaxed);
         self.clients.values().filter(|c| !internal(c)).count()
+    }
+}
+
+/// Whether the flush timer is armed (tests: no timer runs while nothing is held).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct FlushTimerArmed;
+
+#[cfg(test)]
+impl Handler<FlushTimerArmed> for Broadcaster {
+    type Result = bool;
+    fn handle(&mut self, _: FlushTimerArmed, _: &mut Self::Context) -> bool {
+        self.flush_timer.is_some()
     }
 }
 
@@ -354,8 +391,9 @@ mod tests {
             b.send(Publish(status("a", n))).await.unwrap();
         }
         b.send(Publish(status("b", 1))).await.unwrap();
-        // The first of each printer at once; the rest of "a" held.
+        // The first of each printer at once; the rest of "a" held, with a timer for it.
         assert_eq!(received(&c), [("a".into(), 1), ("b".into(), 1)]);
+        assert!(b.send(FlushTimerArmed).await.unwrap());
         tokio::time::sleep(Duration::from_millis(500)).await;
         b.send(PublishAll(vec![status("a", 6), status("b", 2)]))
             .await
@@ -363,14 +401,20 @@ mod tests {
         assert!(received(&c).is_empty(), "nothing before the second is up");
         // After the second: only the newest of each, once.
         tokio::time::sleep(
-            STATUS_EVENT_INTERVAL.saturating_sub(start.elapsed()) + 4 * STATUS_FLUSH_TICK,
+            STATUS_EVENT_INTERVAL.saturating_sub(start.elapsed()) + 4 * STATUS_FLUSH_MIN_GAP,
         )
         .await;
         assert_eq!(received(&c), [("a".into(), 6), ("b".into(), 2)]);
         tokio::time::sleep(STATUS_EVENT_INTERVAL).await;
         assert!(received(&c).is_empty(), "a held status is sent once");
-        // A status a whole second after the last goes out at once again.
+        // Nothing held: no timer.
+        assert!(
+            !b.send(FlushTimerArmed).await.unwrap(),
+            "a timer with nothing held"
+        );
+        // A status a whole second after the last goes out at once again, and arms nothing.
         b.send(Publish(status("a", 7))).await.unwrap();
         assert_eq!(received(&c), [("a".into(), 7)]);
+        assert!(!b.send(FlushTimerArmed).await.unwrap());
     }
 }

@@ -16,6 +16,7 @@ pub mod env;
 pub mod errors;
 #[cfg(test)]
 mod fuzz;
+mod monitoring;
 pub mod notify;
 pub mod ops;
 mod printer;
@@ -33,6 +34,7 @@ use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
 pub use access::{ConfigKey, Role};
+pub use monitoring::{DEFAULT_STATUS_PROBE_S, MAX_STATUS_PROBE_S, MonitoringConfig};
 pub use ops::{BackupConfig, LogConfig, LogFormat, RetentionConfig};
 pub use printer::{PrinterConfig, duplicate_message};
 pub use secret::Secret;
@@ -143,26 +145,6 @@ impl Default for DatabaseConfig {
 
 fn default_db_path() -> PathBuf {
     "printfarmd.db".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringConfig {
-    /// Seconds; the settings key `monitoring_interval`.
-    #[serde(default = "default_interval")]
-    pub interval: u64,
-}
-
-impl Default for MonitoringConfig {
-    fn default() -> Self {
-        Self {
-            interval: default_interval(),
-        }
-    }
-}
-
-fn default_interval() -> u64 {
-    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +283,12 @@ impl Config {
         }
         .validate()
         .map_err(|e| e.replace("monitoring_interval", "monitoring.interval"))?;
+        if self.monitoring.status_probe_s > MAX_STATUS_PROBE_S {
+            return Err(format!(
+                "monitoring.status_probe_s must be 0 (off) to {MAX_STATUS_PROBE_S} seconds, got {}",
+                self.monitoring.status_probe_s
+            ));
+        }
         access::validate_keys(&self.auth.api_keys, self.auth.failed_keys_per_minute)?;
         access::validate_hosts(&self.server.allowed_hosts)?;
         access::validate_origins(&self.server.allowed_origins)?;
@@ -416,6 +404,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn status_probe_defaults_to_five_seconds_and_is_bounded() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(
+            c.monitoring.status_probe(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        let c = Config::from_toml_str("[monitoring]\nstatus_probe_s = 0").unwrap();
+        assert_eq!(c.monitoring.status_probe(), None);
+        let e = Config::from_toml_str("[monitoring]\nstatus_probe_s = 301")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("monitoring.status_probe_s"), "{e}");
     }
 
     #[test]

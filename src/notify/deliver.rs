@@ -34,8 +34,13 @@ pub const RETRY_BASE: Duration = Duration::from_secs(2);
 pub const RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 /// A delivery still failing this long after its event is dropped and counted.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// How often the queue is looked at when nothing woke the deliverer (retries coming due).
+/// Least wait before the queue is looked at again when nothing woke the deliverer
+/// (retries coming due; a due delivery still in flight).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Longest wait without a wake-up: a backstop only. An empty queue is looked at again
+/// when something is queued (the queue writer wakes the deliverer), a queue of retries
+/// when the first comes due, so an idle daemon does not poll its database (issue 21).
+const IDLE_MAX: Duration = Duration::from_secs(60);
 /// Longest error text kept per webhook.
 const MAX_ERROR_LEN: usize = 200;
 
@@ -129,8 +134,24 @@ pub async fn run(queue: Arc<Queue>, hooks: Hooks) {
             });
         }
         if started == 0 {
-            let _ = tokio::time::timeout(IDLE_POLL, queue.wake_deliverer.notified()).await;
+            let wait = idle_wait(&queue).await;
+            let _ = tokio::time::timeout(wait, queue.wake_deliverer.notified()).await;
         }
+    }
+}
+
+/// How long the deliverer may sleep when nothing was started: until the first queued
+/// delivery comes due (at least `IDLE_POLL`, at most `IDLE_MAX`), or `IDLE_MAX` when the
+/// queue is empty.
+async fn idle_wait(queue: &Queue) -> Duration {
+    if queue.queued() == 0 {
+        return IDLE_MAX;
+    }
+    match queue.db(webhooks::next_due_ms).await {
+        Ok(Some(at)) => Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
+            .clamp(IDLE_POLL, IDLE_MAX),
+        Ok(None) => IDLE_MAX,
+        Err(_) => IDLE_POLL,
     }
 }
 

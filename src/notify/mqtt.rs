@@ -31,7 +31,9 @@ pub const EVENT_CAPACITY: usize = 1024;
 const MAX_PRINTERS: usize = 20_000;
 /// Largest state payload from a printer_status kept (a status is ~1 KB).
 const MAX_STATUS_BYTES: usize = 16 * 1024;
-/// How often the publisher looks for work that did not fit last time.
+/// How often the publisher looks for work that did not fit last time. With nothing
+/// left over it sleeps until woken (a new status or event, a reconnect): an idle daemon
+/// does not wake for it (issue 21).
 const ROUND: Duration = Duration::from_millis(500);
 /// MQTT keep-alive: the broker notices a dead daemon (and publishes the will) within
 /// 1.5× this.
@@ -54,6 +56,13 @@ struct Latest {
     /// Printers deleted whose retained topics are not emptied yet.
     removed: HashSet<String>,
     resync: bool,
+}
+
+impl Latest {
+    /// Something is not published yet (it did not fit the client's queue).
+    fn has_work(&self) -> bool {
+        self.resync || !self.dirty.is_empty() || !self.removed.is_empty() || !self.events.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -223,11 +232,18 @@ impl Mqtt {
     }
 
     async fn run(self: Arc<Self>) {
+        let mut left = true;
         loop {
-            let _ = tokio::time::timeout(ROUND, self.shared.wake.notified()).await;
-            if self.shared.stats.connected.load(Ordering::Relaxed) {
-                self.publish_round();
+            if left {
+                let _ = tokio::time::timeout(ROUND, self.shared.wake.notified()).await;
+            } else {
+                self.shared.wake.notified().await;
             }
+            // Not connected: the ConnAck wakes this task, and a resync follows it.
+            left = self.shared.stats.connected.load(Ordering::Relaxed) && {
+                self.publish_round();
+                self.shared.lock().has_work()
+            };
         }
     }
 

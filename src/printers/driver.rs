@@ -60,6 +60,9 @@ pub struct Tuning {
     pub cert_retry: Duration,
     /// MQTT keep-alive.
     pub keep_alive: Duration,
+    /// PrusaLink's fast status probe between polls (`monitoring.status_probe_s`); `None`
+    /// is off.
+    pub status_probe: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -75,6 +78,7 @@ impl Default for Tuning {
             auth_retry: Duration::from_secs(60),
             cert_retry: Duration::from_secs(300),
             keep_alive: Duration::from_secs(30),
+            status_probe: Some(Duration::from_secs(crate::config::DEFAULT_STATUS_PROBE_S)),
         }
     }
 }

@@ -7,7 +7,8 @@ use actix::prelude::*;
 use tokio::sync::watch;
 
 use super::control::{ControlCommand, ControlError};
-use super::{Control, PrinterActor, PrinterEvent, Stop, start_printer};
+use super::driver::Tuning;
+use super::{Control, PrinterActor, PrinterEvent, Stop, start_printer_tuned};
 use crate::config::{PrinterConfig, Settings};
 use crate::domain::PrinterId;
 
@@ -15,6 +16,7 @@ pub struct PrinterManager {
     settings: watch::Receiver<Settings>,
     sink: Recipient<PrinterEvent>,
     running: HashMap<PrinterId, Addr<PrinterActor>>,
+    tuning: Tuning,
 }
 
 impl PrinterManager {
@@ -23,7 +25,14 @@ impl PrinterManager {
             settings,
             sink,
             running: HashMap::new(),
+            tuning: Tuning::default(),
         }
+    }
+
+    /// The drivers' timeouts and probe period (from the config) instead of the defaults.
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.tuning = tuning;
+        self
     }
 
     fn stop(&mut self, id: &PrinterId) {
@@ -58,7 +67,13 @@ impl Handler<StartPrinter> for PrinterManager {
         let id = m.config.id.clone();
         self.stop(&id);
         tracing::info!(printer_id = %id, printer_type = m.config.kind.as_str(), host = %m.config.host, "starting printer connection");
-        let actor = start_printer(m.config, m.pin, self.settings.clone(), self.sink.clone());
+        let actor = start_printer_tuned(
+            m.config,
+            m.pin,
+            self.settings.clone(),
+            self.sink.clone(),
+            self.tuning.clone(),
+        );
         self.running.insert(id, actor);
     }
 }

@@ -9,6 +9,7 @@ mod db_faults;
 mod duplicates;
 mod errors;
 mod faults;
+mod idle;
 mod jobs;
 mod keys;
 mod neighbours;

@@ -634,7 +634,8 @@ async fn s16_a_printer_dropping_off_mid_print_keeps_its_job_and_returning_idle_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s17_a_prusalink_print_shorter_than_one_poll_is_still_recorded() {
-    let r = Rig::start_with(prusa(1), "[monitoring]\ninterval = 6\n").await;
+    // The fast status probe off: it would see the print between two polls.
+    let r = Rig::start_with(prusa(1), "[monitoring]\ninterval = 6\nstatus_probe_s = 0\n").await;
     r.wait_printer("prusa_1", "connected", |p| p["connection"] == "connected")
         .await;
     // Just after a poll, a one-second print starts and ends before the next one.

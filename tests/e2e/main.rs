@@ -15,6 +15,7 @@ mod octoprint_real;
 mod ops;
 mod printer_values;
 mod printers;
+mod prusa_probe;
 mod receiver;
 mod rig;
 mod stats;

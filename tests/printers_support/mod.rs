@@ -171,6 +171,8 @@ pub fn fast() -> Tuning {
         auth_retry: Duration::from_millis(400),
         cert_retry: Duration::from_millis(400),
         keep_alive: Duration::from_secs(30),
+        // Off: these tests count PrusaLink polls; the probe has its own e2e test.
+        status_probe: None,
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod clients;
 pub mod hist;
+pub mod idle;
 pub mod latency;
 mod mix;
 pub mod prints;
@@ -41,7 +42,11 @@ const PAGE: usize = 1000;
 
 /// Arguments of `printfarmd loadtest`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LoadtestArgs {
+    /// Another mode instead of the load run.
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
     /// Number of simulated printers.
     #[arg(long, default_value_t = 100)]
     pub printers: usize,
@@ -89,9 +94,20 @@ pub struct LoadtestArgs {
     pub seed: u64,
 }
 
+/// Other modes of `printfarmd loadtest`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Mode {
+    /// A small farm, no clients, a fixed window: the daemon's CPU seconds, wake-ups and
+    /// RSS (issue 21).
+    Idle(idle::IdleArgs),
+}
+
 /// Runs the load test on its own runtime; `Err` when jobs were lost or duplicated (the
 /// summary is printed either way).
 pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    if let Some(Mode::Idle(idle)) = args.mode {
+        return idle::run(idle);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -225,7 +241,7 @@ async fn run_async(args: &LoadtestArgs) -> anyhow::Result<serde_json::Value> {
     Ok(summary)
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "printfarmd-loadtest-{}-{}",
         std::process::id(),
@@ -235,7 +251,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
 }

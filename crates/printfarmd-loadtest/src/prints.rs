@@ -114,7 +114,7 @@ impl Control {
         Ok(r.text().await?)
     }
 
-    async fn action(
+    pub async fn action(
         &self,
         printer: &str,
         action: &str,

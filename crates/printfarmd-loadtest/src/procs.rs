@@ -157,26 +157,65 @@ pub fn clock_ticks() -> f64 {
 
 pub fn usage(pid: u32, ticks: f64) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let after = &stat[stat.rfind(')')? + 2..];
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Usage {
+        cpu_s: cpu_ticks(&stat)? as f64 / ticks,
+        rss_mb: status_number(&status, "VmRSS:").unwrap_or(0) as f64 / 1024.0,
+        peak_rss_mb: status_number(&status, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
+    })
+}
+
+/// utime + stime, in clock ticks, from the text of `/proc/<pid>/stat`. For the process
+/// (not one task) this covers all its threads, also those that have ended.
+pub fn cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may contain spaces and parentheses).
+    let after = stat.get(stat.rfind(')')? + 2..)?;
     let f: Vec<&str> = after.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb = |key: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The number after `key` in a `/proc/<pid>/status` text (`VmRSS:  1234 kB` → 1234).
+pub fn status_number(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Context switches of one task, from its `/proc/<pid>/task/<tid>/status`: voluntary
+/// (it slept: a wake-up follows) and nonvoluntary (preempted, more on a busy host).
+pub fn context_switches(status: &str) -> Option<(u64, u64)> {
+    Some((
+        status_number(status, "voluntary_ctxt_switches:")?,
+        status_number(status, "nonvoluntary_ctxt_switches:")?,
+    ))
+}
+
+/// Context switches (voluntary, nonvoluntary) of each live thread of `pid`, by thread
+/// id. A thread that has ended is gone from `/proc/<pid>/task`, so callers sample often
+/// and keep the last value seen per thread.
+pub fn task_switches(pid: u32) -> std::collections::HashMap<u32, (u64, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
     };
-    Some(Usage {
-        cpu_s: (utime + stime) / ticks,
-        rss_mb: kb("VmRSS:") / 1024.0,
-        peak_rss_mb: kb("VmHWM:") / 1024.0,
-    })
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Some(n) = std::fs::read_to_string(entry.path().join("status"))
+            .ok()
+            .as_deref()
+            .and_then(context_switches)
+        {
+            out.insert(tid, n);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -202,6 +241,27 @@ mod tests {
             Some("127.0.0.1:99")
         );
         assert_eq!(address_after("nothing here", "control API:"), None);
+    }
+
+    #[test]
+    fn parses_proc_stat_and_status() {
+        // A command name with a space and a parenthesis; utime 1500, stime 250.
+        let stat = "4242 (print farm) d) S 1 4242 4242 0 -1 4194560 900 0 0 0 1500 250 0 0 20 0 9 0 123 456789 1234 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1750));
+        assert_eq!(cpu_ticks("garbage"), None);
+        let status = "Name:\tprintfarmd\nVmHWM:\t   20480 kB\nVmRSS:\t   18432 kB\nThreads:\t9\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(status_number(status, "VmRSS:"), Some(18432));
+        assert_eq!(status_number(status, "VmHWM:"), Some(20480));
+        assert_eq!(context_switches(status), Some((120, 7)));
+        assert_eq!(context_switches("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn counts_our_own_threads_switches() {
+        let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+        let seen = task_switches(std::process::id());
+        t.join().unwrap();
+        assert!(seen.len() >= 2, "{seen:?}");
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! one status per poll. A printer without the v1 API (404) is polled through the legacy
 //! `/api/job` + `/api/printer` for the rest of the session.
 //!
+//! Between two polls, every `status_probe_s` (`[monitoring]`, default 5 s, 0 = off) a fast
+//! probe reads `GET /api/v1/status` alone and compares the printer's state and job id
+//! with the last poll's; a change (a print started, ended, paused) is polled at once, so
+//! a start or an end shows within a few seconds whatever the interval. A probe that
+//! sees no change emits nothing (issue 21).
+//!
 //! An answer that cannot be used is counted, logged at most once a minute and skipped;
 //! the session goes on. A request that gets no answer ends the session; the next one
 //! starts after the backoff. A 401 after a full Digest round is AuthFailed.
@@ -102,6 +108,8 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
     // The first wait is longer by a random share of the interval, so that the farm's
     // polls spread over the interval (`driver::request_phase`).
     let mut phase = driver::request_phase();
+    // The last poll's state and job id, which the fast probe compares with.
+    let mut seen: Option<ProbeKey> = None;
     loop {
         let started = Instant::now();
         let polled = match api {
@@ -118,6 +126,7 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
         };
         match polled {
             Ok(Polled::Status(poll)) => {
+                seen = Some(ProbeKey::of(&poll));
                 let st = ctx.reporter.status_mut();
                 memory.apply(poll, st);
                 st.last_seen = Some(time::now());
@@ -142,10 +151,21 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
         // Wait for the next poll; an interval change applies at once; a control command
         // is sent at once and followed by a poll, so its effect shows without a wait.
         let stretch = 1.0 + std::mem::take(&mut phase);
+        let mut next_probe = Instant::now() + ctx.tuning.status_probe.unwrap_or_default();
         loop {
             let next = started + ctx.interval().mul_f64(stretch);
+            let probing = api == Api::V1
+                && seen.is_some()
+                && ctx.tuning.status_probe.is_some()
+                && next_probe < next;
             tokio::select! {
                 _ = sleep_until(next) => break,
+                _ = sleep_until(next_probe), if probing => {
+                    if probe_changed(&client, seen.as_ref()).await {
+                        break;
+                    }
+                    next_probe = Instant::now() + ctx.tuning.status_probe.unwrap_or_default();
+                }
                 r = ctx.settings.changed(), if settings_open => settings_open = r.is_ok(),
                 c = ctx.commands.recv(), if commands_open => match c {
                     None => commands_open = false,
@@ -160,6 +180,38 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
                 },
             }
         }
+    }
+}
+
+/// What the fast probe compares: the printer's state and its job's id.
+#[derive(PartialEq)]
+struct ProbeKey {
+    state: String,
+    job: Option<String>,
+}
+
+impl ProbeKey {
+    fn of(poll: &Poll) -> Self {
+        Self {
+            state: poll.state.clone(),
+            job: poll.job.as_ref().and_then(|j| j.id.clone()),
+        }
+    }
+}
+
+/// One fast probe (`GET /api/v1/status` alone): `true` when the printer's state or job
+/// changed since the last poll, or the probe got no usable answer (the full poll then
+/// finds out, and ends the session if the printer is gone).
+async fn probe_changed(client: &Client, seen: Option<&ProbeKey>) -> bool {
+    let Ok(a) = client.get("/api/v1/status").await else {
+        return true;
+    };
+    if !a.status.is_success() {
+        return true;
+    }
+    match state::parse_v1_status(&a.body) {
+        Ok(poll) => seen != Some(&ProbeKey::of(&poll)),
+        Err(_) => true,
     }
 }
 
