@@ -7,6 +7,11 @@
 //! up every status behind it. A slice with nothing dirty has no deadline: an idle farm
 //! schedules no flush at all (the JobCreator asks `next_deadline` after each message and
 //! sets one timer for it).
+//!
+//! A small farm does not need the slices: with at most `SMALL_FLUSH` jobs dirty, every
+//! dirty job is written in one commit, at most once a second. Six printing printers made
+//! up to six commits a second (each an fsync) when each job kept its own slot; now one
+//! (issue 21: a small farm's cost was its fixed work, not its printers).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -19,6 +24,9 @@ pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// The slices the open jobs are cut into for the progress flush: ten writes of a tenth
 /// of the farm each, 100 ms apart.
 pub const PROGRESS_SLICES: usize = 10;
+/// At or below this many dirty jobs, one write for all of them (a commit of 32 rows is
+/// still well under a millisecond); above it the slices spread the writes.
+pub const SMALL_FLUSH: usize = 32;
 /// The distance between two slices' slots.
 const SLOT: Duration =
     Duration::from_millis(PROGRESS_FLUSH_INTERVAL.as_millis() as u64 / PROGRESS_SLICES as u64);
@@ -31,6 +39,10 @@ pub(super) struct Dirty {
     due: Vec<Option<Instant>>,
     /// The time the slots are counted from.
     epoch: Instant,
+    /// Jobs in all slices.
+    count: usize,
+    /// When everything dirty was last taken at once (a small farm's flush).
+    last_all: Option<Instant>,
 }
 
 impl Dirty {
@@ -39,6 +51,8 @@ impl Dirty {
             slices: vec![HashSet::new(); PROGRESS_SLICES],
             due: vec![None; PROGRESS_SLICES],
             epoch,
+            count: 0,
+            last_all: None,
         }
     }
 
@@ -73,6 +87,7 @@ impl Dirty {
         let i = Self::slice_of(id);
         if !self.slices[i].contains(id) {
             self.slices[i].insert(id.clone());
+            self.count += 1;
         }
         if self.due[i].is_none() {
             self.due[i] = Some(self.slot(i, now, strictly));
@@ -81,23 +96,43 @@ impl Dirty {
 
     pub(super) fn remove(&mut self, id: &JobId) {
         let i = Self::slice_of(id);
-        self.slices[i].remove(id);
+        if self.slices[i].remove(id) {
+            self.count -= 1;
+        }
         if self.slices[i].is_empty() {
             self.due[i] = None;
         }
     }
 
-    /// When the next slice is due, if anything is dirty.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.due.iter().flatten().min().copied()
+    fn small(&self) -> bool {
+        self.count <= SMALL_FLUSH
     }
 
-    /// The jobs of every slice due at `now`.
+    /// When the next slice is due, if anything is dirty (a small farm: the first slot
+    /// due, but not sooner than a second after everything was last written).
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let first = self.due.iter().flatten().min().copied()?;
+        Some(match self.last_all {
+            Some(at) if self.small() => first.max(at + PROGRESS_FLUSH_INTERVAL),
+            _ => first,
+        })
+    }
+
+    /// The jobs of every slice due at `now` (a small farm: every dirty job, once any
+    /// is due).
     pub(super) fn take_due(&mut self, now: Instant) -> Vec<JobId> {
+        if self.small() {
+            if self.next_deadline().is_none_or(|d| d > now) {
+                return Vec::new();
+            }
+            self.last_all = Some(now);
+            return self.take_all();
+        }
         let mut out = Vec::new();
         for i in 0..PROGRESS_SLICES {
             if self.due[i].is_some_and(|d| d <= now) {
                 self.due[i] = None;
+                self.count -= self.slices[i].len();
                 out.extend(self.slices[i].drain());
             }
         }
@@ -106,6 +141,7 @@ impl Dirty {
 
     pub(super) fn take_all(&mut self) -> Vec<JobId> {
         self.due.iter_mut().for_each(|d| *d = None);
+        self.count = 0;
         self.slices.iter_mut().flat_map(|s| s.drain()).collect()
     }
 
@@ -119,7 +155,8 @@ impl Dirty {
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.slices.iter().map(HashSet::len).sum()
+        debug_assert_eq!(self.count, self.slices.iter().map(HashSet::len).sum::<usize>());
+        self.count
     }
 }
 
@@ -142,10 +179,46 @@ mod tests {
         assert_eq!(d.next_deadline(), None);
         // Dirty again right after its write: due a whole interval later, not sooner.
         d.insert(&id, due);
-        assert_eq!(d.next_deadline(), Some(due));
-        d.take_due(due);
-        d.insert(&id, due + Duration::from_millis(1));
         assert_eq!(d.next_deadline(), Some(due + PROGRESS_FLUSH_INTERVAL));
+        assert!(d.take_due(due).is_empty());
+        assert_eq!(d.take_due(due + PROGRESS_FLUSH_INTERVAL), vec![id.clone()]);
+    }
+
+    #[test]
+    fn a_small_farm_writes_every_dirty_job_in_one_commit_a_second() {
+        let t0 = Instant::now();
+        let mut d = Dirty::new(t0);
+        let ids: Vec<JobId> = (0..6).map(|_| JobId::generate()).collect();
+        let ms = Duration::from_millis;
+        let mut writes = Vec::new();
+        // Six printing printers, each reporting progress every 100 ms for ten seconds;
+        // the JobCreator flushes at each deadline.
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(10) {
+            for id in &ids {
+                d.insert(id, now);
+            }
+            now += ms(100);
+            while let Some(due) = d.next_deadline().filter(|due| *due <= now) {
+                let taken = d.take_due(due);
+                assert!(!taken.is_empty());
+                writes.push((due, taken.len()));
+            }
+        }
+        assert!(writes.iter().all(|(_, n)| *n == ids.len()), "{writes:?}");
+        assert!(
+            writes.windows(2).all(|w| w[1].0 - w[0].0 >= PROGRESS_FLUSH_INTERVAL),
+            "at most one write a second: {writes:?}"
+        );
+        assert!((9..=11).contains(&writes.len()), "{}", writes.len());
+        // Above SMALL_FLUSH the slices spread the writes again.
+        let many: Vec<JobId> = (0..SMALL_FLUSH + 1).map(|_| JobId::generate()).collect();
+        for id in &many {
+            d.insert(id, now);
+        }
+        let first = d.next_deadline().unwrap();
+        let taken = d.take_due(first);
+        assert!(taken.len() < many.len() + ids.len());
     }
 
     #[test]
