@@ -155,7 +155,10 @@ impl Dirty {
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        debug_assert_eq!(self.count, self.slices.iter().map(HashSet::len).sum::<usize>());
+        debug_assert_eq!(
+            self.count,
+            self.slices.iter().map(HashSet::len).sum::<usize>()
+        );
         self.count
     }
 }
@@ -207,7 +210,9 @@ mod tests {
         }
         assert!(writes.iter().all(|(_, n)| *n == ids.len()), "{writes:?}");
         assert!(
-            writes.windows(2).all(|w| w[1].0 - w[0].0 >= PROGRESS_FLUSH_INTERVAL),
+            writes
+                .windows(2)
+                .all(|w| w[1].0 - w[0].0 >= PROGRESS_FLUSH_INTERVAL),
             "at most one write a second: {writes:?}"
         );
         assert!((9..=11).contains(&writes.len()), "{}", writes.len());
