@@ -15,7 +15,7 @@ use rusqlite::{Connection, params_from_iter};
 use super::StoreError;
 use super::job_row::from_row;
 use super::jobs::{COLUMNS, JobQuery, filter};
-use crate::jobs::Job;
+use crate::domain::Job;
 use crate::time::{self, Timestamp};
 
 /// Jobs read per chunk: about 250 KB of CSV, a few milliseconds of database time, so a
