@@ -91,34 +91,48 @@ async fn two_clients_with_different_subscriptions_get_exactly_their_events() {
     )
     .await;
 
-    async fn collect(ws: &mut crate::harness::Ws) -> Vec<(String, Option<String>)> {
+    /// The events up to the second settings marker; `printer_status` events (the
+    /// configured printers connect and fail on their own schedule) apart, by printer id.
+    async fn collect(ws: &mut crate::harness::Ws) -> (Vec<(String, Option<String>)>, Vec<String>) {
         let mut got = Vec::new();
+        let mut statuses = Vec::new();
         let mut settings_seen = 0;
         while settings_seen < 2 {
             let v = ws.next_json(WS_WAIT).await.expect("stream ended early");
             let t = v["type"].as_str().unwrap().to_owned();
+            if t == "printer_status" {
+                statuses.push(v["data"]["id"].as_str().unwrap_or("?").to_owned());
+                continue;
+            }
             if t == "settings_updated" {
                 settings_seen += 1;
             }
             got.push((t, v["data"]["printer_id"].as_str().map(str::to_owned)));
         }
-        got
+        (got, statuses)
     }
     let s = |t: &str, p: Option<&str>| (t.to_owned(), p.map(str::to_owned));
+    let (got, statuses) = collect(&mut only_prusa).await;
     assert_eq!(
-        collect(&mut only_prusa).await,
+        got,
         vec![
             s("job_created", Some("prusa_1")),
             s("settings_updated", None),
             s("settings_updated", None)
         ]
     );
+    assert!(
+        statuses.iter().all(|id| id == "prusa_1"),
+        "another printer's status reached a prusa_1-only client: {statuses:?}"
+    );
+    let (got, statuses) = collect(&mut only_settings).await;
     assert_eq!(
-        collect(&mut only_settings).await,
+        got,
         vec![s("settings_updated", None), s("settings_updated", None)]
     );
+    assert!(statuses.is_empty(), "{statuses:?}");
     assert_eq!(
-        collect(&mut everything).await,
+        collect(&mut everything).await.0,
         vec![
             s("job_created", Some("bambu_1")),
             s("job_created", Some("prusa_1")),
