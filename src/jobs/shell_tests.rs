@@ -31,6 +31,8 @@ struct Rig {
 /// A JobCreator over a real database (outside an actor: the test commits by hand),
 /// with a running Broadcaster and one WebSocket client's outbox.
 async fn rig(printers: &[&str]) -> Rig {
+    // Paused time: `events` waits for the Broadcaster without sleeping for real.
+    tokio::time::pause();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let conn = store::open_writer(&db).unwrap();
@@ -102,6 +104,8 @@ fn jobs_seen(db: &std::path::Path) -> i64 {
         .unwrap()
 }
 
+/// What the client got once the Broadcaster handled its mailbox (the sleep is on paused
+/// time: it lets every task that can run, run, and takes no real time).
 async fn events(client: &Client) -> Vec<String> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     client
