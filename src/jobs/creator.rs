@@ -30,6 +30,21 @@ pub use crate::setup::UpdateSettings;
 use crate::store::group::Group;
 use crate::store::{self, StoreError};
 
+/// The shell's clock, for the book: the wall clock, and tokio's monotonic clock as a std
+/// `Instant`. Tokio's is the clock of the flush timer the shell sets (`run_later`), so a
+/// test on paused time steps both together; in a build without tokio's `test-util` it is
+/// std's own.
+pub(super) fn now() -> Now {
+    Now {
+        wall: crate::time::now(),
+        mono: mono(),
+    }
+}
+
+pub(super) fn mono() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Messages the JobCreator's mailbox holds before senders (REST handlers, printer
 /// drivers) wait. Bounds memory if the disk stalls; the handlers' timeouts then answer
 /// 503, and the printers' drivers wait their turn (their statuses then coalesce).
@@ -88,7 +103,7 @@ impl JobCreator {
             setup,
             live,
             health,
-            book: JobBook::new(Instant::now()),
+            book: JobBook::new(mono()),
             group: Group::default(),
             held: Vec::new(),
             me: None,
@@ -132,14 +147,14 @@ impl JobCreator {
             ))
         })?;
         let (id, kind) = (entry.config.id, entry.config.kind);
-        let (plan, created) = self.book.create(Now::real(), &id, kind, new)?;
+        let (plan, created) = self.book.create(now(), &id, kind, new)?;
         self.execute(plan, false)?;
         Ok(created)
     }
 
     fn update(&mut self, id: &str, patch: JobPatch) -> Result<Job, StoreError> {
         let current = self.current(id)?;
-        let plan = self.book.update(Now::real(), current, patch)?;
+        let plan = self.book.update(now(), current, patch)?;
         let job = match plan.writes.last() {
             Some(super::book::Write::Update(j)) => j.clone(),
             _ => unreachable!("an edit writes the job"),
@@ -150,7 +165,7 @@ impl JobCreator {
 
     fn delete(&mut self, id: &str) -> Result<(), StoreError> {
         let job = self.current(id)?;
-        let plan = self.book.delete(Now::real(), &job);
+        let plan = self.book.delete(now(), &job);
         self.execute(plan, false)
     }
 
@@ -181,11 +196,11 @@ impl JobCreator {
             }
             ctx.cancel_future(handle);
         }
-        let wait = due.saturating_duration_since(Instant::now());
+        let wait = due.saturating_duration_since(mono());
         let handle = ctx.run_later(wait, |me, ctx| {
             me.flush_timer = None;
             me.commit();
-            let plan = me.book.flush_due(Now::real());
+            let plan = me.book.flush_due(now());
             me.write_progress(plan);
             me.schedule_flush(ctx);
         });

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use rusqlite::Connection;
 
 use super::book::{JobEvent, Plan, Write};
-use super::creator::{Commit, JobCreator};
+use super::creator::{Commit, JobCreator, mono};
 use crate::broadcast::{Broadcaster, Event, EventKind, Publish, PublishAll};
 use crate::domain::Job;
 use crate::setup::Db as _;
@@ -38,7 +38,7 @@ impl JobCreator {
                 // Logged (rate-limited) and shown on /health by `track`; the book is as
                 // it was, so the next status from this printer retries.
                 tracing::debug!(error = %e, "job write not made; will retry");
-                self.book.restore(Instant::now());
+                self.book.restore(mono());
                 if self.group.lost(&self.conn) {
                     self.commit();
                 }
@@ -93,7 +93,7 @@ impl JobCreator {
         });
         let written = t0.elapsed();
         if self.track(r).is_err() {
-            self.book.restore(Instant::now());
+            self.book.restore(mono());
             return;
         }
         self.book.confirm();
@@ -133,7 +133,7 @@ impl JobCreator {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "job writes not committed; the printers' next statuses write them again");
-                self.book.rolled_back(Instant::now());
+                self.book.rolled_back(mono());
             }
         }
     }

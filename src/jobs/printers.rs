@@ -4,8 +4,7 @@
 
 use actix::prelude::*;
 
-use super::book::Now;
-use super::creator::JobCreator;
+use super::creator::{JobCreator, now};
 use crate::broadcast::view::{self, Live};
 use crate::broadcast::{Event, EventKind};
 use crate::domain::PrinterStatus;
@@ -22,7 +21,7 @@ impl JobCreator {
             return;
         };
         self.health.status_processed(s.printer_type);
-        let now = Now::real();
+        let now = now();
         let lag = (now.wall - s.observed_at).num_milliseconds();
         self.health.status_lag(lag.max(0) as u64);
         let auto_create = self.setup.auto_create();

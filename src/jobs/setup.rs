@@ -4,8 +4,7 @@
 
 use actix::prelude::*;
 
-use super::book::Now;
-use super::creator::JobCreator;
+use super::creator::{JobCreator, now};
 use super::execute::Writer;
 use crate::broadcast::{Event, EventKind};
 use crate::config::Settings;
@@ -28,7 +27,7 @@ impl JobCreator {
         let (setup, db) = self.lend();
         setup.remove_printer(&db, id)?;
         // A print still open on it can no longer be followed.
-        let plan = self.book.close_for_removal(Now::real(), id);
+        let plan = self.book.close_for_removal(now(), id);
         if let Err(e) = self.execute(plan, false) {
             tracing::warn!(printer_id = %id, error = %e, "could not close the deleted printer's open job");
         }
