@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::api::{self, AppState};
 use crate::broadcast::view::LiveStates;
@@ -25,7 +24,7 @@ use crate::health::Health;
 use crate::jobs::JobCreator;
 use crate::jobs::creator::Shutdown;
 use crate::printers::manager::{PrinterManager, StartPrinter, StopAll};
-use crate::registry::{Entry, ManagedBy, PrinterRegistry};
+use crate::setup::Setup;
 use crate::store::{self, ReadPool};
 use crate::watchdog;
 
@@ -60,8 +59,11 @@ pub async fn run(
     )
     .inspect_err(|e| tracing::warn!(error = %e, "WAL checkpoints stay on the writer"))
     .ok();
-    let saved = store::settings::load(&conn).context("reading saved settings")?;
-    let settings = saved.apply(&config.settings());
+    // The settings, the printers and their pins, each read back through the parse the
+    // API uses (`setup/`); its owner goes to the writer's thread with the connection.
+    let (setup, pins) =
+        Setup::load(&conn, &config).context("reading saved settings, printers and pins")?;
+    let settings = setup.settings();
     tracing::info!(
         database = %db_path.display(),
         auto_create = settings.job_creation_auto_create,
@@ -69,31 +71,8 @@ pub async fn run(
         printers = config.printers.len(),
         "starting"
     );
-    let (settings_tx, settings_rx) = watch::channel(settings);
-
-    let printers = PrinterRegistry::from_config(&config.printers);
-    // Printers added through the API come back after a restart; an id the config file
-    // also uses is the config file's.
-    for p in store::printers::list_api_printers(&conn).context("reading saved printers")? {
-        if printers.get(p.id.as_str()).is_some() {
-            tracing::warn!(printer_id = %p.id, "a printer saved through the API has the id of a config-file printer; the config file's entry is used");
-            continue;
-        }
-        // A device the config file added since (same serial or host and port) would have
-        // every print recorded twice: the config file's entry is used.
-        if let Some((other, why)) = printers.all().iter().find_map(|e| {
-            p.same_device_as(&e.config)
-                .map(|w| (e.config.id.clone(), w))
-        }) {
-            tracing::warn!(printer_id = %p.id, "{}; the printer saved through the API is not started", crate::config::duplicate_message(&other, &p.id, why));
-            continue;
-        }
-        printers.insert(Entry {
-            config: p,
-            managed_by: ManagedBy::Api,
-        });
-    }
-    let pins = store::printers::all_pins(&conn).context("reading certificate pins")?;
+    let settings_rx = setup.subscribe();
+    let printers = setup.printers().clone();
     let live = LiveStates::default();
     let broadcaster = Broadcaster::new().start();
     let integrations = crate::notify::Integrations::start(
@@ -112,15 +91,10 @@ pub async fn run(
     // the System thread, behind the Broadcaster: one more thread hop for every status.)
     let creator_thread = Arbiter::new();
     let creator = {
-        let (broadcaster, printers, live, health) = (
-            broadcaster.clone(),
-            printers.clone(),
-            live.clone(),
-            health.clone(),
-        );
+        let (broadcaster, live, health) = (broadcaster.clone(), live.clone(), health.clone());
         JobCreator::start_in_arbiter(&creator_thread.handle(), move |ctx| {
             ctx.set_mailbox_capacity(crate::jobs::creator::MAILBOX_CAPACITY);
-            JobCreator::new(conn, broadcaster, settings_tx, printers, live, health).watching(files)
+            JobCreator::with_setup(conn, broadcaster, setup, live, health).watching(files)
         })
     };
     // (No progress ticker: the JobCreator sets a timer for the progress it has to write,

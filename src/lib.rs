@@ -20,6 +20,7 @@ pub mod notify;
 pub mod ops;
 pub mod printers;
 pub mod registry;
+pub mod setup;
 pub mod store;
 pub mod time;
 pub mod watchdog;

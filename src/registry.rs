@@ -1,6 +1,6 @@
-//! The printers the daemon knows: those of daemon.toml and (later) those added through
-//! the API. Read by the API and the JobCreator; written at start and by printer
-//! management.
+//! The printers the daemon knows: those of daemon.toml and those added through the API.
+//! Read by the API, the integrations and the JobCreator; written only by the setup
+//! owner (`setup::Setup`: at start, and when the API adds, changes or removes one).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

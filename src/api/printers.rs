@@ -7,11 +7,11 @@ use warp::{Filter, Rejection, Reply};
 
 use super::{AppState, body, reject_err, with_state};
 use crate::broadcast::view::{self, PrinterView};
-use crate::config::{PrinterConfig, duplicate_message};
+use crate::config::{PrinterConfig, ValidPrinter, duplicate_message};
 use crate::domain::PrinterId;
-use crate::jobs::printers::{RemovePrinter, ResetPin, SavePrinter};
 use crate::printers::manager::{StartPrinter, StopPrinter};
 use crate::registry::Entry;
+use crate::setup::{RemovePrinter, ResetPin, SavePrinter};
 use crate::store::StoreError;
 
 pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -112,10 +112,12 @@ fn refuse_duplicate(st: &AppState, config: &PrinterConfig) -> Result<(), Rejecti
 async fn save(st: &AppState, config: PrinterConfig, create: bool) -> Result<Entry, Rejection> {
     let _one_at_a_time = SAVE_LOCK.lock().await;
     refuse_duplicate(st, &config)?;
+    let valid = ValidPrinter::parse(config.clone())
+        .map_err(|m| super::ApiError::unprocessable(m).reject())?;
     super::write::call(
         &st.creator,
         SavePrinter {
-            config: config.clone(),
+            config: valid,
             create,
         },
     )

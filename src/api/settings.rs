@@ -4,8 +4,8 @@ use serde_json::json;
 use warp::{Filter, Rejection, Reply};
 
 use super::{ApiError, AppState, body, reject_err, with_state};
-use crate::config::SettingsPatch;
-use crate::jobs::creator::UpdateSettings;
+use crate::config::{SettingsChange, SettingsPatch};
+use crate::setup::UpdateSettings;
 
 pub fn routes(st: AppState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let get = warp::path!("api" / "v1" / "settings")
@@ -27,10 +27,8 @@ async fn put_settings(st: AppState, patch: SettingsPatch) -> Result<impl Reply, 
         )
         .reject());
     }
-    patch
-        .validate()
-        .map_err(|m| ApiError::unprocessable(m).reject())?;
-    super::write::call(&st.creator, UpdateSettings(patch))
+    let change = SettingsChange::parse(patch).map_err(|m| ApiError::unprocessable(m).reject())?;
+    super::write::call(&st.creator, UpdateSettings(change))
         .await
         .map_err(reject_err)?
         .map_err(reject_err)?;

@@ -8,14 +8,18 @@
 //! due) are offered together: one lock and one wake-up per client for the lot.
 //! `printer_status` events are throttled here to at most one a second per printer (the
 //! first goes out at once, later ones within the second are held and the newest is sent
-//! when the second is up), and coalesced again per client.
+//! when the second is up), and coalesced again per client. Its clock is tokio's
+//! (`tokio::time::Instant`, the std clock in a build without tokio's `test-util`), the
+//! clock its flush timer runs on, so a test with paused time steps both together.
 
 pub mod client;
 pub mod event;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use actix::prelude::*;
 
@@ -382,8 +386,11 @@ mod tests {
         assert_eq!(b.send(ClientCount).await.unwrap(), 0);
     }
 
+    /// On paused time (tokio's clock, which the throttle and its flush timer both read):
+    /// the seconds pass at once and exactly.
     #[actix_rt::test]
     async fn a_printers_statuses_go_out_at_most_once_a_second_and_the_newest_wins() {
+        tokio::time::pause();
         let b = Broadcaster::new().start();
         let c = b.send(Connect).await.unwrap();
         let start = Instant::now();
@@ -399,11 +406,10 @@ mod tests {
             .await
             .unwrap();
         assert!(received(&c).is_empty(), "nothing before the second is up");
-        // After the second: only the newest of each, once.
-        tokio::time::sleep(
-            STATUS_EVENT_INTERVAL.saturating_sub(start.elapsed()) + 4 * STATUS_FLUSH_MIN_GAP,
-        )
-        .await;
+        tokio::time::sleep_until(start + STATUS_EVENT_INTERVAL - Duration::from_millis(1)).await;
+        assert!(received(&c).is_empty(), "held statuses sent early");
+        // When the second is up: only the newest of each, once.
+        tokio::time::sleep_until(start + STATUS_EVENT_INTERVAL + STATUS_FLUSH_MIN_GAP).await;
         assert_eq!(received(&c), [("a".into(), 6), ("b".into(), 2)]);
         tokio::time::sleep(STATUS_EVENT_INTERVAL).await;
         assert!(received(&c).is_empty(), "a held status is sent once");

@@ -22,6 +22,7 @@ pub mod ops;
 mod printer;
 mod secret;
 pub mod settings;
+mod valid;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -38,7 +39,8 @@ pub use monitoring::{DEFAULT_STATUS_PROBE_S, MAX_STATUS_PROBE_S, MonitoringConfi
 pub use ops::{BackupConfig, LogConfig, LogFormat, RetentionConfig};
 pub use printer::{PrinterConfig, duplicate_message};
 pub use secret::Secret;
-pub use settings::{Settings, SettingsPatch};
+pub use settings::{Settings, SettingsChange, SettingsPatch};
+pub use valid::ValidPrinter;
 
 use crate::domain::PrinterId;
 
@@ -277,11 +279,10 @@ impl Config {
         if self.database.path.as_os_str().is_empty() {
             return Err("database.path must not be empty".into());
         }
-        SettingsPatch {
+        SettingsChange::parse(SettingsPatch {
             monitoring_interval: Some(self.monitoring.interval),
             ..Default::default()
-        }
-        .validate()
+        })
         .map_err(|e| e.replace("monitoring_interval", "monitoring.interval"))?;
         if self.monitoring.status_probe_s > MAX_STATUS_PROBE_S {
             return Err(format!(
@@ -301,7 +302,7 @@ impl Config {
             if !seen.insert(p.id.clone()) {
                 return Err(format!("printer id {} appears twice in [[printers]]", p.id));
             }
-            p.validate()?;
+            ValidPrinter::parse(p.clone())?;
             if let Some(serial) = p.bambu_serial()
                 && let Some(first) = serials.insert(serial, &p.id)
             {

@@ -1,7 +1,9 @@
-//! The JobCreator: the one writer of the job history and the settings.
+//! The JobCreator: the one writer of the database.
 //!
 //! It runs on an Arbiter (a thread) of its own because rusqlite blocks; it owns the only
-//! writable connection. Every job write goes through it (the REST API's create, edit and
+//! writable connection. The settings, the printer registry and the pins are the setup
+//! owner's (`crate::setup::Setup`), which it holds and lends its connection to
+//! (`setup.rs` here). Every job write goes through it (the REST API's create, edit and
 //! delete, and what printer statuses open, follow and close), so manual and automatic
 //! creation can never race. It is a thin shell around the job book (`book/`), which
 //! decides: each message becomes an input to the book, whose plan the shell writes
@@ -17,13 +19,31 @@ use tokio::sync::watch;
 
 use super::book::{Created, JobBook, Now};
 use crate::broadcast::view::LiveStates;
-use crate::broadcast::{Broadcaster, Event, EventKind};
-use crate::config::{Settings, SettingsPatch};
+use crate::broadcast::{Broadcaster, Event};
+use crate::config::Settings;
 use crate::domain::{Job, JobId, JobPatch, NewJob};
 use crate::health::Health;
 use crate::registry::PrinterRegistry;
+use crate::setup::Setup;
+/// (Re-exported: the API's write path names it here.)
+pub use crate::setup::UpdateSettings;
 use crate::store::group::Group;
 use crate::store::{self, StoreError};
+
+/// The shell's clock, for the book: the wall clock, and tokio's monotonic clock as a std
+/// `Instant`. Tokio's is the clock of the flush timer the shell sets (`run_later`), so a
+/// test on paused time steps both together; in a build without tokio's `test-util` it is
+/// std's own.
+pub(super) fn now() -> Now {
+    Now {
+        wall: crate::time::now(),
+        mono: mono(),
+    }
+}
+
+pub(super) fn mono() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Messages the JobCreator's mailbox holds before senders (REST handlers, printer
 /// drivers) wait. Bounds memory if the disk stalls; the handlers' timeouts then answer
@@ -37,8 +57,8 @@ const PENDING_LOADED: usize = super::book::MAX_PENDING_PER_PRINTER;
 pub struct JobCreator {
     pub(super) conn: Connection,
     pub(super) broadcaster: Addr<Broadcaster>,
-    pub(super) settings: watch::Sender<Settings>,
-    pub(super) printers: PrinterRegistry,
+    /// The settings, the printer registry and the pins, and their writes.
+    pub(super) setup: Setup,
     /// The latest status of every printer, for the REST API.
     pub(super) live: LiveStates,
     pub(super) health: Arc<Health>,
@@ -65,14 +85,25 @@ impl JobCreator {
         live: LiveStates,
         health: Arc<Health>,
     ) -> Self {
+        let setup = Setup::new(settings, printers);
+        Self::with_setup(conn, broadcaster, setup, live, health)
+    }
+
+    /// A JobCreator holding `setup` (as `Setup::load` built it at start).
+    pub fn with_setup(
+        conn: Connection,
+        broadcaster: Addr<Broadcaster>,
+        setup: Setup,
+        live: LiveStates,
+        health: Arc<Health>,
+    ) -> Self {
         let mut me = Self {
             conn,
             broadcaster,
-            settings,
-            printers,
+            setup,
             live,
             health,
-            book: JobBook::new(Instant::now()),
+            book: JobBook::new(mono()),
             group: Group::default(),
             held: Vec::new(),
             me: None,
@@ -109,21 +140,21 @@ impl JobCreator {
     }
 
     fn create(&mut self, new: NewJob) -> Result<Created, StoreError> {
-        let entry = self.printers.get(&new.printer_id).ok_or_else(|| {
+        let entry = self.setup.printers().get(&new.printer_id).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "printer_id {:?} is not a configured printer; GET /api/v1/printers lists them",
                 new.printer_id
             ))
         })?;
         let (id, kind) = (entry.config.id, entry.config.kind);
-        let (plan, created) = self.book.create(Now::real(), &id, kind, new)?;
+        let (plan, created) = self.book.create(now(), &id, kind, new)?;
         self.execute(plan, false)?;
         Ok(created)
     }
 
     fn update(&mut self, id: &str, patch: JobPatch) -> Result<Job, StoreError> {
         let current = self.current(id)?;
-        let plan = self.book.update(Now::real(), current, patch)?;
+        let plan = self.book.update(now(), current, patch)?;
         let job = match plan.writes.last() {
             Some(super::book::Write::Update(j)) => j.clone(),
             _ => unreachable!("an edit writes the job"),
@@ -134,7 +165,7 @@ impl JobCreator {
 
     fn delete(&mut self, id: &str) -> Result<(), StoreError> {
         let job = self.current(id)?;
-        let plan = self.book.delete(Now::real(), &job);
+        let plan = self.book.delete(now(), &job);
         self.execute(plan, false)
     }
 
@@ -146,16 +177,6 @@ impl JobCreator {
                 store::jobs::get(&self.conn, id)?.ok_or_else(|| StoreError::NotFound(id.into()))
             }
         }
-    }
-
-    fn update_settings(&mut self, patch: SettingsPatch) -> Result<Settings, StoreError> {
-        patch.validate().map_err(StoreError::Invalid)?;
-        self.track(store::settings::save(&self.conn, &patch))?;
-        let next = patch.apply(&self.settings.borrow());
-        self.settings.send_replace(next.clone());
-        tracing::info!(?patch, "settings updated");
-        self.publish(Event::new(EventKind::SettingsUpdated, None, &next));
-        Ok(next)
     }
 
     /// The number of open jobs (for the watchdog's STATUS= line).
@@ -175,11 +196,11 @@ impl JobCreator {
             }
             ctx.cancel_future(handle);
         }
-        let wait = due.saturating_duration_since(Instant::now());
+        let wait = due.saturating_duration_since(mono());
         let handle = ctx.run_later(wait, |me, ctx| {
             me.flush_timer = None;
             me.commit();
-            let plan = me.book.flush_due(Now::real());
+            let plan = me.book.flush_due(now());
             me.write_progress(plan);
             me.schedule_flush(ctx);
         });
@@ -275,19 +296,6 @@ impl Handler<DeleteJob> for JobCreator {
         let r = self.delete(&id);
         self.schedule_flush(ctx);
         r
-    }
-}
-
-/// Change the live settings (`PUT /api/v1/settings`): validated, saved, published.
-#[derive(Message)]
-#[rtype(result = "Result<Settings, StoreError>")]
-pub struct UpdateSettings(pub SettingsPatch);
-
-impl Handler<UpdateSettings> for JobCreator {
-    type Result = Result<Settings, StoreError>;
-    fn handle(&mut self, UpdateSettings(p): UpdateSettings, _: &mut Self::Context) -> Self::Result {
-        self.commit();
-        self.update_settings(p)
     }
 }
 

@@ -6,11 +6,13 @@
 use std::time::Instant;
 
 use actix::prelude::*;
+use rusqlite::Connection;
 
 use super::book::{JobEvent, Plan, Write};
-use super::creator::{Commit, JobCreator};
+use super::creator::{Commit, JobCreator, mono};
 use crate::broadcast::{Broadcaster, Event, EventKind, Publish, PublishAll};
 use crate::domain::Job;
+use crate::setup::Db as _;
 use crate::store::{self, StoreError};
 
 impl JobCreator {
@@ -36,7 +38,7 @@ impl JobCreator {
                 // Logged (rate-limited) and shown on /health by `track`; the book is as
                 // it was, so the next status from this printer retries.
                 tracing::debug!(error = %e, "job write not made; will retry");
-                self.book.restore(Instant::now());
+                self.book.restore(mono());
                 if self.group.lost(&self.conn) {
                     self.commit();
                 }
@@ -91,7 +93,7 @@ impl JobCreator {
         });
         let written = t0.elapsed();
         if self.track(r).is_err() {
-            self.book.restore(Instant::now());
+            self.book.restore(mono());
             return;
         }
         self.book.confirm();
@@ -131,7 +133,7 @@ impl JobCreator {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "job writes not committed; the printers' next statuses write them again");
-                self.book.rolled_back(Instant::now());
+                self.book.rolled_back(mono());
             }
         }
     }
@@ -186,12 +188,40 @@ impl JobCreator {
         files_ok(self.files.as_ref(), &self.health)
     }
 
+    /// Records the outcome of a write for /health (see `Writer::track`).
+    pub(super) fn track<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.writer().track(r)
+    }
+
+    pub(super) fn writer(&self) -> Writer<'_> {
+        Writer {
+            conn: &self.conn,
+            files: self.files.as_ref(),
+            health: &self.health,
+        }
+    }
+}
+
+/// The JobCreator's connection and its verdict on each write, as the setup owner writes
+/// through them (`setup::Db`). Built from the fields alone, so it can be lent while the
+/// owner, another field, is borrowed to change.
+pub(super) struct Writer<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) files: Option<&'a store::files::FileIdentity>,
+    pub(super) health: &'a crate::health::Health,
+}
+
+impl crate::setup::Db for Writer<'_> {
+    fn conn(&self) -> &Connection {
+        self.conn
+    }
+
     /// Records the outcome of a write for /health. A write outside a group is durable
     /// once done, so it is reported done only if it went to the database's files and not
     /// to ones deleted or replaced under the daemon.
-    pub(super) fn track<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+    fn track<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         let r = match r {
-            Ok(v) if self.conn.is_autocommit() => self.files_ok().map(|()| v),
+            Ok(v) if self.conn.is_autocommit() => files_ok(self.files, self.health).map(|()| v),
             r => r,
         };
         match &r {

@@ -9,6 +9,7 @@ mod execute;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod printers;
+mod setup;
 #[cfg(test)]
 mod shell_tests;
 

@@ -31,6 +31,8 @@ struct Rig {
 /// A JobCreator over a real database (outside an actor: the test commits by hand),
 /// with a running Broadcaster and one WebSocket client's outbox.
 async fn rig(printers: &[&str]) -> Rig {
+    // Paused time: `events` waits for the Broadcaster without sleeping for real.
+    tokio::time::pause();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let conn = store::open_writer(&db).unwrap();
@@ -102,6 +104,8 @@ fn jobs_seen(db: &std::path::Path) -> i64 {
         .unwrap()
 }
 
+/// What the client got once the Broadcaster handled its mailbox (the sleep is on paused
+/// time: it lets every task that can run, run, and takes no real time).
 async fn events(client: &Client) -> Vec<String> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     client
@@ -192,4 +196,64 @@ async fn a_group_is_not_committed_into_a_replaced_database() {
     status(&mut r.creator, printing("a", "one.3mf"));
     assert!(!r.creator.group.is_open());
     assert_eq!(jobs_seen(&r.db), 0);
+}
+
+/// Whether the progress flush timer is set (the shell sets none while nothing moved).
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct FlushTimerSet;
+
+impl Handler<FlushTimerSet> for JobCreator {
+    type Result = bool;
+    fn handle(&mut self, _: FlushTimerSet, _: &mut Self::Context) -> bool {
+        self.flush_timer.is_some()
+    }
+}
+
+fn progress_in_db(db: &std::path::Path) -> f64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row("SELECT progress FROM jobs", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The JobCreator as an actor on this test's runtime, whose time is paused: the shell
+/// reads tokio's clock, so its progress timer and the book's deadlines move together
+/// and the second passes at once.
+#[actix_rt::test]
+async fn progress_is_written_when_its_second_comes_and_no_timer_runs_while_nothing_moved() {
+    let Rig {
+        creator,
+        client,
+        db,
+        _dir,
+    } = rig(&["a"]).await;
+    let addr = creator.start();
+    addr.send(printing("a", "one.3mf")).await.unwrap();
+    tokio::time::sleep(2 * crate::jobs::book::progress::PROGRESS_FLUSH_INTERVAL).await;
+    assert_eq!(progress_in_db(&db), 3.0);
+    assert!(!addr.send(FlushTimerSet).await.unwrap());
+    let _ = events(&client).await;
+
+    let PrinterEvent::Status(mut s) = printing("a", "one.3mf") else {
+        unreachable!()
+    };
+    s.progress = Some(40.0);
+    let moved = tokio::time::Instant::now();
+    addr.send(PrinterEvent::Status(s)).await.unwrap();
+    // Kept in memory until its slot (within the second): not written, one timer set.
+    assert_eq!(progress_in_db(&db), 3.0);
+    assert!(addr.send(FlushTimerSet).await.unwrap());
+    let second = crate::jobs::book::progress::PROGRESS_FLUSH_INTERVAL;
+    tokio::time::sleep_until(moved + second + Duration::from_millis(1)).await;
+    assert_eq!(progress_in_db(&db), 40.0);
+    let got = events(&client).await;
+    assert_eq!(
+        got.iter().filter(|t| *t == "\"job_updated\"").count(),
+        1,
+        "{got:?}"
+    );
+    assert!(
+        !addr.send(FlushTimerSet).await.unwrap(),
+        "a timer with nothing to write"
+    );
 }

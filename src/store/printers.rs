@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use super::StoreError;
-use crate::config::PrinterConfig;
+use crate::config::{PrinterConfig, ValidPrinter};
 use crate::time;
 
 /// The stored form of a printer entry, secrets exposed (for this table only).
@@ -36,7 +36,9 @@ pub fn to_stored(p: &PrinterConfig) -> Value {
     Value::Object(m)
 }
 
-pub fn list_api_printers(conn: &Connection) -> Result<Vec<PrinterConfig>, StoreError> {
+/// The printers saved through the API, each parsed as the API parses it: an entry this
+/// version cannot read, or no longer accepts, is skipped with an error in the log.
+pub fn list_api_printers(conn: &Connection) -> Result<Vec<ValidPrinter>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT id, config FROM printers WHERE managed_by = 'api' ORDER BY id")?;
     let rows = stmt.query_map([], |r| {
@@ -45,10 +47,16 @@ pub fn list_api_printers(conn: &Connection) -> Result<Vec<PrinterConfig>, StoreE
     let mut out = Vec::new();
     for row in rows {
         let (id, config) = row?;
-        match config.as_deref().map(serde_json::from_str::<PrinterConfig>) {
+        let parsed = config
+            .as_deref()
+            .map(|c| serde_json::from_str::<PrinterConfig>(c).map_err(|e| e.to_string()));
+        match parsed.map(|p| p.and_then(ValidPrinter::parse)) {
             Some(Ok(p)) => out.push(p),
-            _ => {
-                tracing::error!(printer_id = %id, "stored printer entry is unreadable; skipping it")
+            Some(Err(why)) => {
+                tracing::error!(printer_id = %id, %why, "stored printer entry is unreadable or no longer valid; skipping it")
+            }
+            None => {
+                tracing::error!(printer_id = %id, "stored printer entry is empty; skipping it")
             }
         }
     }
@@ -56,7 +64,7 @@ pub fn list_api_printers(conn: &Connection) -> Result<Vec<PrinterConfig>, StoreE
 }
 
 /// Inserts or replaces an API-managed printer.
-pub fn save_api_printer(conn: &Connection, p: &PrinterConfig) -> Result<(), StoreError> {
+pub fn save_api_printer(conn: &Connection, p: &ValidPrinter) -> Result<(), StoreError> {
     let now = time::format(time::now());
     conn.execute(
         "INSERT INTO printers (id, managed_by, config, created_at, updated_at) VALUES (?1, 'api', ?2, ?3, ?3)
@@ -128,7 +136,7 @@ mod tests {
             "[[printers]]\nid = \"b1\"\ntype = \"bambu\"\nhost = \"h\"\nserial = \"S\"\naccess_code = \"0123\"\n",
         )
         .unwrap();
-        save_api_printer(&c, &cfg.printers[0]).unwrap();
+        save_api_printer(&c, &ValidPrinter::parse(cfg.printers[0].clone()).unwrap()).unwrap();
         let back = list_api_printers(&c).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].access_code.as_ref().unwrap().expose(), "0123");
@@ -148,5 +156,19 @@ mod tests {
         );
         assert!(delete_api_printer(&c, "b1").unwrap());
         assert!(!delete_api_printer(&c, "cfg_printer").unwrap());
+    }
+
+    #[test]
+    fn a_stored_entry_no_longer_valid_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = super::super::open_writer(&dir.path().join("t.db")).unwrap();
+        // Readable JSON, but a bambu printer without its access code.
+        c.execute(
+            "INSERT INTO printers (id, managed_by, config, created_at, updated_at)
+             VALUES ('b2', 'api', '{\"id\":\"b2\",\"type\":\"bambu\",\"host\":\"h\",\"serial\":\"S\"}', '', '')",
+            [],
+        )
+        .unwrap();
+        assert!(list_api_printers(&c).unwrap().is_empty());
     }
 }
