@@ -40,6 +40,7 @@ fn printing_status(printer: &PrinterId, start: Timestamp, progress: f64) -> Prin
         job_name: Some("bracket_v3".into()),
         printer_job_id: Some(TASK_ID.into()),
         printer_start_time: Some(start),
+        printer_end_time: None,
         elapsed_s: Some(42 * 60),
         progress: Some(progress),
         remaining_s: Some(3100),

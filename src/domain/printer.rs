@@ -74,6 +74,10 @@ pub struct PrinterStatus {
     pub printer_job_id: Option<String>,
     /// When the printer says the print started (Bambu `gcode_start_time`).
     pub printer_start_time: Option<Timestamp>,
+    /// On a status that shows a print's end: when the printer's own data says it ended,
+    /// if it says so (PrusaLink: the last time it was seen printing plus the
+    /// `time_remaining` it then reported, issue 21). `None`: the status's own time.
+    pub printer_end_time: Option<Timestamp>,
     pub elapsed_s: Option<i64>,
     /// 0–100.
     pub progress: Option<f64>,
@@ -108,6 +112,7 @@ impl PrinterStatus {
             job_name: None,
             printer_job_id: None,
             printer_start_time: None,
+            printer_end_time: None,
             elapsed_s: None,
             progress: None,
             remaining_s: None,

@@ -162,6 +162,14 @@ fn end_status(state: PrinterState) -> Option<JobStatus> {
     }
 }
 
+/// When the print this status shows ended: the printer's `printer_end_time` (never after
+/// the status; the book keeps it after the job's start), else the status's time.
+fn end_time_of(obs: &PrinterStatus) -> Timestamp {
+    obs.printer_end_time
+        .filter(|t| *t <= obs.observed_at)
+        .unwrap_or(obs.observed_at)
+}
+
 /// A job whose end was not seen: completed if it had (nearly) finished, else unknown.
 fn unseen_end(rec: &PrintRecord) -> JobStatus {
     if rec.last_progress >= COMPLETED_PROGRESS {
@@ -278,7 +286,7 @@ impl PrinterTracker {
                 out.push(Decision::Close {
                     job_id: open.job_id.clone(),
                     status,
-                    end_time: obs.observed_at,
+                    end_time: end_time_of(obs),
                 });
             }
         }

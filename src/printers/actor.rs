@@ -117,16 +117,12 @@ impl PrinterActor {
         };
         let pins = self.pins.clone();
         let span = tracing::info_span!("printer", printer_id = %self.cfg.id, kind = %self.cfg.kind);
+        let driver = driver_future(dctx, pins);
         let fut = async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match dctx.cfg.kind {
-                PrinterType::Bambu => bambu::run(dctx, pins).await,
-                PrinterType::Prusalink => prusalink::run(dctx).await,
-                PrinterType::Octoprint => octoprint::run(dctx).await,
-                PrinterType::Moonraker => moonraker::run(dctx).await,
-            }
+            driver.await
         };
         let handle = tokio::spawn(tracing::Instrument::instrument(fut, span));
         self.task = Some(handle.abort_handle());
@@ -150,6 +146,21 @@ impl PrinterActor {
         }
     }
 }
+
+/// A printer's driver, boxed at its own kind's size. Awaited inside one async block, the
+/// four drivers' state machines share one layout, and every printer's task was as large
+/// as the largest of them (heaptrack: 8 KB a printer, the largest allocation of our own
+/// per printer; BENCHMARKS.md, issue 21).
+fn driver_future(dctx: DriverCtx, pins: tls::SharedPin) -> DriverFuture {
+    match dctx.cfg.kind {
+        PrinterType::Bambu => Box::pin(bambu::run(dctx, pins)),
+        PrinterType::Prusalink => Box::pin(prusalink::run(dctx)),
+        PrinterType::Octoprint => Box::pin(octoprint::run(dctx)),
+        PrinterType::Moonraker => Box::pin(moonraker::run(dctx)),
+    }
+}
+
+type DriverFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl Actor for PrinterActor {
     type Context = Context<Self>;
@@ -231,5 +242,66 @@ impl Handler<SetPin> for PrinterActor {
         });
         tracing::info!(printer_id = %self.cfg.id, "certificate pin replaced; reconnecting");
         self.spawn_driver(ctx, Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PrinterId;
+
+    struct Sink;
+
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<PrinterEvent> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: PrinterEvent, _: &mut Context<Self>) {}
+    }
+
+    /// What one printer's driver task holds, by kind (printed: `--nocapture`). The
+    /// bound is a guard against a driver's state machine growing unnoticed: it is heap
+    /// memory per printer, paid by every printer of that kind.
+    #[test]
+    fn each_driver_future_is_sized_for_its_own_kind() {
+        actix::System::new().block_on(async {
+            let sink = Sink.start().recipient();
+            let (_tx, settings) = watch::channel(Settings {
+                job_creation_auto_create: true,
+                monitoring_interval: 30,
+            });
+            for kind in [
+                PrinterType::Bambu,
+                PrinterType::Prusalink,
+                PrinterType::Octoprint,
+                PrinterType::Moonraker,
+            ] {
+                let cfg = PrinterConfig {
+                    id: PrinterId::new("p").unwrap(),
+                    kind,
+                    name: None,
+                    host: "127.0.0.1".into(),
+                    port: None,
+                    serial: Some("S".into()),
+                    access_code: None,
+                    username: None,
+                    password: None,
+                    api_key: None,
+                };
+                let (_commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+                let dctx = DriverCtx {
+                    reporter: Reporter::new(&cfg, sink.clone()),
+                    cfg,
+                    settings: settings.clone(),
+                    tuning: Tuning::default(),
+                    commands: commands_rx,
+                };
+                let bytes = size_of_val(&*driver_future(dctx, tls::shared(None)));
+                println!("{kind} driver future: {bytes} bytes");
+                assert!(bytes <= 16 * 1024, "{kind}: {bytes} bytes");
+            }
+        });
     }
 }

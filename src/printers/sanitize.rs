@@ -81,6 +81,10 @@ pub fn check(s: &mut PrinterStatus, now: Timestamp) -> Checked {
         s.printer_start_time = None;
         c.dropped.push("printer_start_time");
     }
+    if s.printer_end_time.is_some_and(|t| !end_time_ok(t, now)) {
+        s.printer_end_time = None;
+        c.dropped.push("printer_end_time");
+    }
     drop_if(&mut s.elapsed_s, "elapsed_s", |v| duration_ok(*v), &mut c);
     drop_if(
         &mut s.remaining_s,
@@ -120,6 +124,13 @@ pub fn start_time_ok(t: Timestamp, now: Timestamp) -> bool {
         return false;
     };
     earliest <= t && t <= latest
+}
+
+/// An end time the printer's data gives is usable within [now − 30 days, now]: a print
+/// cannot have ended after the status that shows its end.
+pub fn end_time_ok(t: Timestamp, now: Timestamp) -> bool {
+    now.checked_sub_signed(MAX_START_AGE)
+        .is_some_and(|earliest| earliest <= t && t <= now)
 }
 
 /// An elapsed or remaining time in seconds is usable within 0..=30 days.
@@ -206,6 +217,22 @@ mod tests {
         let before = s.clone();
         assert!(check(&mut s, now()).is_clean());
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn an_end_time_in_the_future_or_long_past_is_dropped() {
+        for (end, kept) in [
+            (now(), true),
+            (now() - TimeDelta::hours(2), true),
+            (now() + TimeDelta::seconds(1), false),
+            (now() - TimeDelta::days(31), false),
+        ] {
+            let mut s = status();
+            s.printer_end_time = Some(end);
+            let c = check(&mut s, now());
+            assert_eq!(s.printer_end_time.is_some(), kept, "{end}");
+            assert_eq!(c.dropped.is_empty(), kept, "{end}");
+        }
     }
 
     #[test]

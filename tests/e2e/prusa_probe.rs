@@ -42,3 +42,59 @@ async fn a_prusalink_print_starts_and_ends_within_one_interval_through_the_probe
     // poll an interval allows.
     assert!(r.sim.status("prusa_1").unwrap().reports_sent > polls_at_start + 2);
 }
+
+/// A print's end is recorded at the time the printer's data says it ended, not when the
+/// daemon looked (issue 21). The daemon sees the print printing (1 s polls, probe off),
+/// then stops looking (a 3,600 s interval) until ~6 s after the print's end, then looks
+/// again: the job's `end_time` must be the simulator's end within 2 s, not the moment
+/// the end was seen. (Without the estimate it is ~6 s late.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prusalink_print_ends_when_the_printer_said_not_when_the_daemon_looked() {
+    const PRINT_S: i64 = 8;
+    const LOOK_AWAY_AFTER_END: Duration = Duration::from_secs(6);
+    const TOLERANCE_S: i64 = 2;
+    let r = Rig::start_with(prusa(1), "[monitoring]\ninterval = 1\nstatus_probe_s = 0\n").await;
+    let sent = chrono::Utc::now();
+    let t0 = Instant::now();
+    r.act("prusa_1", print("end_time.bgcode", PRINT_S as u64))
+        .await;
+    let acked = chrono::Utc::now();
+    r.wait_jobs("", "the print's job running", |j| {
+        j.len() == 1 && j[0]["status"] == "running"
+    })
+    .await;
+    let interval = |i: u64| serde_json::json!({"monitoring_interval": i});
+    let (code, body) =
+        r.d.send("PUT", "/api/v1/settings", Some(interval(3600)))
+            .await;
+    assert_eq!(code, 200, "{body}");
+    let ends_in = Duration::from_secs(PRINT_S as u64).saturating_sub(t0.elapsed());
+    tokio::time::sleep(ends_in + LOOK_AWAY_AFTER_END).await;
+    assert_eq!(
+        r.jobs("").await[0]["status"],
+        "running",
+        "the daemon must not have seen the end yet"
+    );
+    let (code, body) = r.d.send("PUT", "/api/v1/settings", Some(interval(1))).await;
+    assert_eq!(code, 200, "{body}");
+    let done = r
+        .wait_jobs("", "the print's job completed", |j| {
+            j.len() == 1 && j[0]["status"] == "completed"
+        })
+        .await;
+    let end = chrono::DateTime::parse_from_rfc3339(done[0]["end_time"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let (earliest, latest) = (
+        sent + chrono::Duration::seconds(PRINT_S - TOLERANCE_S),
+        acked + chrono::Duration::seconds(PRINT_S + TOLERANCE_S),
+    );
+    assert!(
+        earliest <= end && end <= latest,
+        "end_time {end} is not the simulator's end ({sent} + {PRINT_S} s, within {TOLERANCE_S} s); the job: {}",
+        done[0]
+    );
+    let start =
+        chrono::DateTime::parse_from_rfc3339(done[0]["start_time"].as_str().unwrap()).unwrap();
+    assert!(end >= start, "{}", done[0]);
+}

@@ -306,6 +306,8 @@ async fn measure(
             "threads_at_end": threads,
             "rss_mb": round(d1.rss_mb, 1),
             "peak_rss_mb": round(d1.peak_rss_mb, 1),
+            "rss_anon_mb": round(d1.rss_anon_mb, 1),
+            "rss_file_mb": round(d1.rss_file_mb, 1),
             "statuses_processed": statuses,
             "running_jobs_at_end": jobs["total_count"],
         },

@@ -436,6 +436,8 @@ async fn measure(
             "peak_rss_mb_window": round(peak_rss, 1),
             "rss_mb_end": round(d1.rss_mb, 1),
             "rss_kb_per_printer": round(d1.rss_mb * 1024.0 / n, 1),
+            "rss_anon_mb_end": round(d1.rss_anon_mb, 1),
+            "rss_file_mb_end": round(d1.rss_file_mb, 1),
             "health_at_end": health1["status"],
             "status_lag_ms_at_end": health1["status_lag_ms"],
         },

@@ -141,6 +141,11 @@ pub struct Usage {
     pub rss_mb: f64,
     /// Peak resident set size (VmHWM), MiB.
     pub peak_rss_mb: f64,
+    /// Of `rss_mb`: anonymous memory (heap, stacks; RssAnon), MiB.
+    pub rss_anon_mb: f64,
+    /// Of `rss_mb`: file-backed pages (the binary's and libraries' touched code and
+    /// data; RssFile), MiB.
+    pub rss_file_mb: f64,
 }
 
 /// Clock ticks a second for `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 on Linux).
@@ -162,6 +167,8 @@ pub fn usage(pid: u32, ticks: f64) -> Option<Usage> {
         cpu_s: cpu_ticks(&stat)? as f64 / ticks,
         rss_mb: status_number(&status, "VmRSS:").unwrap_or(0) as f64 / 1024.0,
         peak_rss_mb: status_number(&status, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
+        rss_anon_mb: status_number(&status, "RssAnon:").unwrap_or(0) as f64 / 1024.0,
+        rss_file_mb: status_number(&status, "RssFile:").unwrap_or(0) as f64 / 1024.0,
     })
 }
 

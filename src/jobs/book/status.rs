@@ -142,6 +142,8 @@ impl JobBook {
             pr.tracker.closed(id, end);
             return;
         };
+        // Never before the job's start (a printer's end time is an estimate).
+        let end = job.start_time.map_or(end, |start| end.max(start));
         job.end_time = Some(end);
         job.set_status(status, end);
         let api_cancel = pr.cancel_mark.take().is_some_and(|m| &m == id);

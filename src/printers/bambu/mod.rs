@@ -184,6 +184,11 @@ impl<'a> Session<'a> {
         };
         let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
         eventloop.set_network_options(net);
+        // rumqttc makes room for 100 queued events up front (`MqttState::new`, ~14 KB a
+        // printer, the largest allocation of a Bambu session: BENCHMARKS.md, issue 21).
+        // The pump takes each event as soon as it is queued; a read of up to ten
+        // packets queues a few, and the queue grows to that and no further.
+        eventloop.state.events = std::collections::VecDeque::new();
         tls::with(self.pins, |p| {
             p.candidate = None;
             p.mismatch = None;

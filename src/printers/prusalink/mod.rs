@@ -161,7 +161,7 @@ async fn session(ctx: &mut DriverCtx, backoff: &mut Backoff, memory: &mut PrusaS
             tokio::select! {
                 _ = sleep_until(next) => break,
                 _ = sleep_until(next_probe), if probing => {
-                    if probe_changed(&client, seen.as_ref()).await {
+                    if probe_changed(&client, seen.as_ref(), memory).await {
                         break;
                     }
                     next_probe = Instant::now() + ctx.tuning.status_probe.unwrap_or_default();
@@ -201,8 +201,9 @@ impl ProbeKey {
 
 /// One fast probe (`GET /api/v1/status` alone): `true` when the printer's state or job
 /// changed since the last poll, or the probe got no usable answer (the full poll then
-/// finds out, and ends the session if the printer is gone).
-async fn probe_changed(client: &Client, seen: Option<&ProbeKey>) -> bool {
+/// finds out, and ends the session if the printer is gone). An unchanged print is noted
+/// as seen now, with the time it has left (the end time's estimate, `state/memory.rs`).
+async fn probe_changed(client: &Client, seen: Option<&ProbeKey>, memory: &mut PrusaState) -> bool {
     let Ok(a) = client.get("/api/v1/status").await else {
         return true;
     };
@@ -210,8 +211,11 @@ async fn probe_changed(client: &Client, seen: Option<&ProbeKey>) -> bool {
         return true;
     }
     match state::parse_v1_status(&a.body) {
-        Ok(poll) => seen != Some(&ProbeKey::of(&poll)),
-        Err(_) => true,
+        Ok(poll) if seen == Some(&ProbeKey::of(&poll)) => {
+            memory.sighted(&poll, time::now());
+            false
+        }
+        _ => true,
     }
 }
 

@@ -10,7 +10,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::{PrinterState, PrinterStatus, Temperatures};
+use crate::domain::{PrinterState, Temperatures};
+
+mod memory;
+pub use memory::PrusaState;
 
 /// Why an answer was skipped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -356,84 +359,6 @@ pub fn map_state(state: &str) -> PrinterState {
         "STOPPED" => PrinterState::Cancelled,
         "ERROR" => PrinterState::Error,
         _ => PrinterState::Unknown,
-    }
-}
-
-/// The last print seen, for attributing an end state that comes without a job.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PrusaState {
-    last_job: Option<JobInfo>,
-}
-
-impl PrusaState {
-    /// The id of the print last seen, to know when `/api/v1/job` must be asked again.
-    pub fn last_job(&self) -> Option<&JobInfo> {
-        self.last_job.as_ref()
-    }
-
-    /// Applies one poll and writes the job, state and temperature fields of `s`.
-    pub fn apply(&mut self, poll: Poll, s: &mut PrinterStatus) {
-        let mut state = map_state(&poll.state);
-        let job = match poll.job {
-            Some(j) => {
-                // Keep the file name of the same print when this poll did not fetch it.
-                let j = match &self.last_job {
-                    Some(last) if j.filename.is_none() && last.id == j.id => JobInfo {
-                        filename: last.filename.clone(),
-                        display_name: last.display_name.clone(),
-                        ..j
-                    },
-                    _ => j,
-                };
-                if matches!(state, PrinterState::Printing | PrinterState::Paused) {
-                    self.last_job = Some(j.clone());
-                }
-                Some(j)
-            }
-            None => match state {
-                PrinterState::Finished | PrinterState::Cancelled | PrinterState::Error => {
-                    self.last_job.clone()
-                }
-                _ => {
-                    self.last_job = None;
-                    None
-                }
-            },
-        };
-        // PrusaLink says no more than its state: STOPPED is a stop on the printer or in
-        // Prusa Connect (a person's), ERROR the printer's own (protocols.md §3.4).
-        s.error = match poll.state.as_str() {
-            "ERROR" => Some("printer error (PrusaLink state ERROR)".into()),
-            "STOPPED" => Some("cancelled by user (PrusaLink state STOPPED)".into()),
-            _ => None,
-        };
-        if poll.state == "ERROR" {
-            // An error that ended a print we saw is that print's failure (design §2 rule
-            // 4); an error with no print is the printer's own state.
-            if job.is_some() {
-                state = PrinterState::Failed;
-            }
-        }
-        s.state = state;
-        s.printer_job_id = job.as_ref().and_then(|j| j.id.clone());
-        s.filename = job.as_ref().and_then(|j| j.filename.clone());
-        s.job_name = job.as_ref().and_then(|j| j.display_name.clone());
-        s.progress = match state {
-            PrinterState::Finished if job.is_some() => Some(100.0),
-            _ => job.as_ref().and_then(|j| j.progress),
-        };
-        s.remaining_s = match state {
-            PrinterState::Printing | PrinterState::Paused => {
-                job.as_ref().and_then(|j| j.remaining_s)
-            }
-            _ if job.is_some() => Some(0),
-            _ => None,
-        };
-        s.elapsed_s = job.as_ref().and_then(|j| j.elapsed_s);
-        s.printer_start_time = None;
-        s.layer = None;
-        s.total_layers = None;
-        s.temperatures = poll.temperatures;
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{PrinterId, PrinterType};
+use crate::domain::{PrinterId, PrinterStatus, PrinterType};
 
 fn blank() -> PrinterStatus {
     PrinterStatus::unknown(
@@ -257,4 +257,105 @@ fn legacy_idle_and_states() {
         );
     }
     assert!(parse_legacy(br#"{"state": 1}"#, None).is_err());
+}
+
+/// A status while printing job 297 with `left` seconds to go.
+fn printing(left: i64, state: &str) -> Poll {
+    let body = format!(
+        r#"{{"job": {{"id": 297, "progress": 90, "time_remaining": {left}, "time_printing": 600}},
+             "printer": {{"state": "{state}"}}}}"#
+    );
+    parse_v1_status(body.as_bytes()).unwrap()
+}
+
+fn t0() -> crate::time::Timestamp {
+    chrono::DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+fn secs(n: i64) -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(n)
+}
+
+#[test]
+fn a_finished_print_ends_when_the_printer_said_it_would_not_when_seen() {
+    let mut mem = PrusaState::default();
+    let mut s = blank();
+    mem.apply_at(printing(120, "PRINTING"), &mut s, t0());
+    assert_eq!(s.printer_end_time, None, "not ended yet");
+    // FINISHED seen 25 minutes later (a long interval): it ended 120 s after the last
+    // status that saw it printing.
+    mem.apply_at(status_only("FINISHED"), &mut s, t0() + secs(1500));
+    assert_eq!(s.printer_end_time, Some(t0() + secs(120)));
+    // Seen again on the end screen: the same end.
+    mem.apply_at(status_only("FINISHED"), &mut s, t0() + secs(1530));
+    assert_eq!(s.printer_end_time, Some(t0() + secs(120)));
+    // The end screen left: no end to tell.
+    mem.apply_at(status_only("IDLE"), &mut s, t0() + secs(1560));
+    assert_eq!(s.printer_end_time, None);
+}
+
+#[test]
+fn the_end_estimate_is_bounded_by_the_last_sighting_and_the_end_seen() {
+    let mut mem = PrusaState::default();
+    let mut s = blank();
+    // Done sooner than the printer estimated: not after the status that shows the end.
+    mem.apply_at(printing(600, "PRINTING"), &mut s, t0());
+    mem.apply_at(status_only("FINISHED"), &mut s, t0() + secs(30));
+    assert_eq!(s.printer_end_time, Some(t0() + secs(30)));
+    // A clock that went back between the two polls: never before the sighting, never
+    // after the end was seen (the end wins).
+    let mut mem = PrusaState::default();
+    mem.apply_at(printing(0, "PRINTING"), &mut s, t0());
+    mem.apply_at(status_only("FINISHED"), &mut s, t0() - secs(5));
+    assert_eq!(s.printer_end_time, Some(t0() - secs(5)));
+    // An absurd time left (or none) gives no estimate, and no panic.
+    for left in [i64::MAX, -1] {
+        let mut mem = PrusaState::default();
+        let mut p = printing(0, "PRINTING");
+        p.job.as_mut().unwrap().remaining_s = Some(left);
+        mem.apply_at(p, &mut s, t0());
+        mem.apply_at(status_only("FINISHED"), &mut s, t0() + secs(60));
+        assert_eq!(s.printer_end_time, None, "{left}");
+    }
+    assert_eq!(
+        memory::end_estimate(Some(t0()), Some(i64::MAX / 2), t0() + secs(1)),
+        None
+    );
+}
+
+#[test]
+fn stops_errors_and_prints_last_seen_paused_keep_the_time_they_were_seen() {
+    for (last, end) in [
+        ("PRINTING", "STOPPED"),
+        ("PRINTING", "ERROR"),
+        ("PAUSED", "FINISHED"),
+    ] {
+        let mut mem = PrusaState::default();
+        let mut s = blank();
+        mem.apply_at(printing(60, "PRINTING"), &mut s, t0());
+        mem.apply_at(printing(60, last), &mut s, t0() + secs(10));
+        mem.apply_at(status_only(end), &mut s, t0() + secs(300));
+        assert_eq!(s.printer_end_time, None, "{last} → {end}");
+    }
+}
+
+#[test]
+fn a_probe_that_sees_the_print_still_printing_moves_the_estimate() {
+    let mut mem = PrusaState::default();
+    let mut s = blank();
+    mem.apply_at(printing(100, "PRINTING"), &mut s, t0());
+    // The printer slowed down: 5 s later it still has 100 s to go.
+    mem.sighted(&printing(100, "PRINTING"), t0() + secs(5));
+    mem.apply_at(status_only("FINISHED"), &mut s, t0() + secs(400));
+    assert_eq!(s.printer_end_time, Some(t0() + secs(105)));
+    // A probe of another job changes nothing.
+    let mut mem = PrusaState::default();
+    mem.apply_at(printing(100, "PRINTING"), &mut s, t0());
+    let mut other = printing(1, "PRINTING");
+    other.job.as_mut().unwrap().id = Some("298".into());
+    mem.sighted(&other, t0() + secs(5));
+    mem.apply_at(status_only("FINISHED"), &mut s, t0() + secs(400));
+    assert_eq!(s.printer_end_time, Some(t0() + secs(100)));
 }
