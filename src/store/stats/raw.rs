@@ -1,10 +1,11 @@
-//! Jobs read raw for the rollup path (`roll.rs`): `jobs` rows with `stats_jobs`' view
-//! of them (rolled or not, start and end days).
+//! Jobs read raw for the rollup path (`roll.rs`): `jobs` rows, and whether the sums
+//! hold them (with their start and end days).
 
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
-use super::agg::{Row, STATUSES};
+use super::agg::{DAY, Row, STATUSES};
+use super::span::Span;
 use super::{StoreError, int, text};
 
 /// A job read from `jobs`, with how the sums see it.
@@ -38,10 +39,14 @@ impl Raw {
     }
 }
 
+/// A job is summed (`stats_jobs.ok`) exactly when it has an end time and is not in
+/// `stats_raw` (the triggers list there every other job with one): one key probe
+/// instead of the view's arithmetic. Its days then follow from its span.
 const RAW: &str = "SELECT j.printer_id, j.filename, j.status, unixepoch(j.start_time), \
     unixepoch(j.end_time), unixepoch(j.created_at), unixepoch(j.updated_at), \
-    j.actual_duration, j.auto_created, j.end_reason, j.seq, v.ok, v.sd, v.ed \
-    FROM jobs j JOIN stats_jobs v ON v.seq = j.seq WHERE ";
+    j.actual_duration, j.auto_created, j.end_reason, j.seq, \
+    j.end_time IS NOT NULL AND NOT EXISTS (SELECT 1 FROM stats_raw r WHERE r.seq = j.seq) \
+    FROM jobs j WHERE ";
 
 /// The jobs matching `filter` (on `jobs j`), with how the sums see them.
 pub(super) fn fetch(
@@ -62,8 +67,7 @@ pub(super) fn fetch(
             ValueRef::Text(t) => std::str::from_utf8(t).ok().map(str::to_owned),
             _ => None,
         };
-        let days = int(r.get_ref(12)?).zip(int(r.get_ref(13)?));
-        out.push(Raw {
+        let mut raw = Raw {
             seq: r.get(10)?,
             printer: text(r.get_ref(0)?).to_owned(),
             filename: text(r.get_ref(1)?).to_owned(),
@@ -71,8 +75,14 @@ pub(super) fn fetch(
             times: [3, 4, 5, 6, 7].map(|i| r.get_ref(i).ok().and_then(int)),
             auto: int(r.get_ref(8)?) == Some(1),
             reason,
-            rolled: days.filter(|_| int(r.get_ref(11).ok().unwrap_or(ValueRef::Null)) == Some(1)),
-        });
+            rolled: None,
+        };
+        if int(r.get_ref(11)?) == Some(1) {
+            // Ended, so `now` plays no part.
+            raw.rolled =
+                Span::of(&raw.row(), 0).map(|s| (s.start.div_euclid(DAY), s.end.div_euclid(DAY)));
+        }
+        out.push(raw);
     }
     Ok(out)
 }

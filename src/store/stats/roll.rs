@@ -109,15 +109,12 @@ impl<'a> Ctx<'a> {
         scope: i64,
         b0: i64,
         b1: i64,
-        mut f: impl FnMut(i64, &str, Sum),
+        mut f: impl FnMut(i64, &str, &rusqlite::Row) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
         const COLS: &str = "SELECT blk, n, c0, c1, c2, c3, auto, print_s, dur_n, dur_sum, hist, \
             reasons, key FROM stats_roll WHERE kind = ?1 AND scope = ?2";
         let mut each = |r: &rusqlite::Row| -> Result<(), StoreError> {
-            let mut s = Sum::default();
-            s.add_row(r, 1)?;
-            f(r.get(0)?, text(r.get_ref(12)?), s);
-            Ok(())
+            Ok(f(r.get(0)?, text(r.get_ref(12)?), r)?)
         };
         if scope == PRINTER && self.named.is_some() {
             let mut stmt = self
@@ -174,8 +171,16 @@ impl<'a> Ctx<'a> {
         let mut sources = vec![self.always.clone()];
         if whole {
             for (kind, blk) in cover(a, b) {
-                self.roll(kind, scope, blk, blk + 1, |_, key, s| {
-                    out.entry(key.to_owned()).or_default().merge(s)
+                self.roll(kind, scope, blk, blk + 1, |_, key, r| {
+                    match out.get_mut(key) {
+                        Some(s) => s.add_row(r, 1),
+                        None => {
+                            let mut s = Sum::default();
+                            s.add_row(r, 1)?;
+                            out.insert(key.to_owned(), s);
+                            Ok(())
+                        }
+                    }
                 })?;
             }
             let first = self.crossings(a)?;
@@ -258,8 +263,8 @@ impl<'a> Ctx<'a> {
         let last = ((w.until - 1).max(w.since) + offset).div_euclid(len);
         let scope = if self.named.is_some() { PRINTER } else { FARM };
         let mut rows: HashMap<i64, Sum> = HashMap::new();
-        self.roll(kind, scope, first, last + 1, |blk, _, s| {
-            rows.entry(blk).or_default().merge(s)
+        self.roll(kind, scope, first, last + 1, |blk, _, r| {
+            rows.entry(blk).or_default().add_row(r, 1)
         })?;
         let always = self.always.clone();
         let spans: Vec<(&Raw, Span)> = always

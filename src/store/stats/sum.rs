@@ -91,6 +91,18 @@ pub(super) fn each_entry(text: &str, mut f: impl FnMut(u32, i64)) {
     }
 }
 
+/// Adds `v` at bucket `k` (a bucket past the last known one is the last one).
+fn add_at(hist: &mut Vec<i64>, k: u32, v: i64) {
+    let k = (k as usize).min(MAX_BUCKETS - 1);
+    if hist.len() <= k {
+        hist.resize(k + 1, 0);
+    }
+    hist[k] += v;
+}
+
+/// More buckets than `duration_buckets` holds (897).
+const MAX_BUCKETS: usize = 1024;
+
 /// One group's sums; reasons by number (`Reasons`).
 #[derive(Default)]
 pub(super) struct Sum {
@@ -98,7 +110,8 @@ pub(super) struct Sum {
     pub print_s: i64,
     pub dur_n: i64,
     pub dur_sum: i64,
-    pub hist: HashMap<u32, i64>,
+    /// Jobs per duration bucket, by bucket number (grown on demand).
+    pub hist: Vec<i64>,
     pub auto: i64,
     pub reasons: HashMap<u32, i64>,
 }
@@ -119,7 +132,7 @@ impl Sum {
         if let Some(d) = j.duration {
             self.dur_n += sign;
             self.dur_sum += sign * i64::from(d);
-            *self.hist.entry(bucket_of(lo, d)).or_default() += sign;
+            add_at(&mut self.hist, bucket_of(lo, d), sign);
         }
         self.auto += sign * i64::from(j.auto);
         if let Some(r) = j.reason {
@@ -137,9 +150,7 @@ impl Sum {
         self.dur_n += r.get::<_, i64>(first + 7)?;
         self.dur_sum += r.get::<_, i64>(first + 8)?;
         let hist = &mut self.hist;
-        each_entry(r.get_ref(first + 9)?.as_str()?, |k, v| {
-            *hist.entry(k).or_default() += v
-        });
+        each_entry(r.get_ref(first + 9)?.as_str()?, |k, v| add_at(hist, k, v));
         let reasons = &mut self.reasons;
         each_entry(r.get_ref(first + 10)?.as_str()?, |k, v| {
             *reasons.entry(k).or_default() += v
@@ -155,8 +166,10 @@ impl Sum {
         self.dur_n += o.dur_n;
         self.dur_sum += o.dur_sum;
         self.auto += o.auto;
-        for (k, v) in o.hist {
-            *self.hist.entry(k).or_default() += v;
+        for (k, v) in o.hist.into_iter().enumerate() {
+            if v != 0 {
+                add_at(&mut self.hist, k as u32, v);
+            }
         }
         for (k, v) in o.reasons {
             *self.reasons.entry(k).or_default() += v;
@@ -181,10 +194,14 @@ impl Sum {
         let mean = (n > 0).then(|| (self.dur_sum.max(0) as f64 / n as f64).round() as u64);
         let p90 = (n > 0).then(|| {
             let rank = (n * 9).div_ceil(10).max(1) - 1;
-            let mut hist: Vec<(u32, i64)> = self.hist.into_iter().filter(|e| e.1 > 0).collect();
-            hist.sort_unstable();
+            let hist = self
+                .hist
+                .iter()
+                .enumerate()
+                .filter(|e| *e.1 > 0)
+                .map(|(b, c)| (b as u32, *c));
             let mut seen: u64 = 0;
-            let mut at = hist.last().map_or(0, |e| e.0);
+            let mut at = self.hist.iter().rposition(|c| *c > 0).unwrap_or(0) as u32;
             for (b, c) in hist {
                 seen += c as u64;
                 if seen > rank {
