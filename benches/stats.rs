@@ -251,7 +251,7 @@ fn scan_too(conn: &rusqlite::Connection, name: &str, q: &stats::StatsQuery, fast
 }
 
 /// What the sums cost a write: 2,000 ended jobs inserted, then 2,000 running jobs
-/// ended by an UPDATE (status, end time, duration), each statement timed alone inside
+/// inserted and each ended by an UPDATE (status, end time, duration), each statement timed alone inside
 /// one transaction (as the JobCreator's group commit runs them), on a fresh database
 /// with the stats triggers and, in the same run, with them dropped.
 fn write_cost() {
@@ -269,6 +269,7 @@ fn write_cost() {
         let tx = conn.transaction().unwrap();
         let mut inserts = Vec::new();
         let mut ends = Vec::new();
+        let mut opens = Vec::new();
         {
             let mut ins = tx
                 .prepare(
@@ -310,6 +311,7 @@ fn write_cost() {
                     inserts.push(t.elapsed());
                 } else {
                     // One open job per printer at a time (the unique index).
+                    let t = Instant::now();
                     ins.execute(params![
                         id,
                         format!("{printer}_{i}"),
@@ -321,6 +323,7 @@ fn write_cost() {
                         None::<String>
                     ])
                     .unwrap();
+                    opens.push(t.elapsed());
                     let t = Instant::now();
                     end.execute(params![id, status, finish, secs, reason])
                         .unwrap();
@@ -329,7 +332,11 @@ fn write_cost() {
             }
         }
         tx.commit().unwrap();
-        for (op, mut times) in [("insert_ended", inserts), ("end_running", ends)] {
+        for (op, mut times) in [
+            ("insert_ended", inserts),
+            ("insert_running", opens),
+            ("end_running", ends),
+        ] {
             times.sort();
             let mean = times.iter().sum::<StdDuration>() / times.len() as u32;
             let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
