@@ -183,6 +183,15 @@ fn cases() -> Vec<(String, stats::StatsQuery)> {
         "year/day/one_printer".into(),
         question(Day, &["printer_042"]),
     ));
+    // Twenty printers named: their sums are read one printer at a time.
+    let twenty: Vec<String> = (0..20).map(|i| format!("printer_{:03}", i * 25)).collect();
+    let twenty: Vec<&str> = twenty.iter().map(String::as_str).collect();
+    for by in [Printer, Day] {
+        v.push((
+            format!("year/{}/20_printers", by.as_str()),
+            question(by, &twenty),
+        ));
+    }
     // Off midnight at both ends: two partial days read raw.
     for by in [Printer, Day] {
         let mut q = question(by, &[]);
@@ -332,6 +341,17 @@ fn write_cost() {
             }
         }
         tx.commit().unwrap();
+        // A retention batch (store/retention.rs deletes 500 finished jobs at a time).
+        let t = Instant::now();
+        conn.execute(
+            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs ORDER BY seq LIMIT 500)",
+            [],
+        )
+        .unwrap();
+        println!(
+            "latency/write/delete_500_ended/{variant:<13} {:>9.1?}",
+            t.elapsed()
+        );
         for (op, mut times) in [
             ("insert_ended", inserts),
             ("insert_running", opens),
