@@ -281,3 +281,8 @@ INSERT INTO job_crossings (day, seq)
     SELECT j.sd + f.i, j.seq FROM stats_jobs j, stats_fanout f
     WHERE j.ok AND f.kind = 3 AND f.i BETWEEN 1 AND j.ed - j.sd;
 INSERT INTO stats_raw (seq) SELECT seq FROM stats_jobs WHERE NOT ok AND has_end;
+
+-- Named printers' rows: one range per printer (the primary key groups a block's rows of
+-- every printer together). Its columns never change in place, so the triggers' updates of
+-- the sums leave it alone; only a new or emptied row touches it.
+CREATE INDEX stats_roll_by_key ON stats_roll (kind, scope, key, blk);

@@ -117,15 +117,17 @@ impl<'a> Ctx<'a> {
             Ok(f(r.get(0)?, text(r.get_ref(12)?), r)?)
         };
         if scope == PRINTER && self.named.is_some() {
-            let mut stmt = self
-                .conn
-                .prepare_cached(&format!("{COLS} AND blk = ?3 AND key = ?4"))?;
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{} AND key = ?3 AND blk >= ?4 AND blk < ?5",
+                COLS.replace(
+                    "FROM stats_roll",
+                    "FROM stats_roll INDEXED BY stats_roll_by_key"
+                )
+            ))?;
             for key in self.named_list {
-                for blk in b0..b1 {
-                    let mut rows = stmt.query(params![kind, scope, blk, key])?;
-                    while let Some(r) = rows.next()? {
-                        each(r)?;
-                    }
+                let mut rows = stmt.query(params![kind, scope, key, b0, b1])?;
+                while let Some(r) = rows.next()? {
+                    each(r)?;
                 }
             }
         } else {
