@@ -172,7 +172,7 @@ pub fn delete_job() {}
 
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
     summary = "Statistics of a time window",
-    description = "Jobs by end status, success rate, print hours, utilisation, mean and p90 duration, auto vs manual and failure reasons, per printer, day, ISO week or file, and for the whole farm (`totals`).",
+    description = "Jobs by end status, success rate, print hours, utilisation, mean and p90 duration, auto vs manual and failure reasons, per printer, day, ISO week or file, and for the whole farm (`totals`). `p90_duration_s` is read from a histogram of durations (exact below 64 s, then buckets of 1/32 octave): within about 1.1 % of the exact nearest-rank value.",
     params(StatsParams),
     responses(
         (status = 200, description = "The figures.", body = s::Stats),

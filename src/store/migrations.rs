@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_api_keys.sql"),
     include_str!("migrations/0006_end_reason.sql"),
     include_str!("migrations/0007_stats_indexes.sql"),
+    include_str!("migrations/0008_stats_rollup.sql"),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -130,5 +131,88 @@ mod tests {
         assert_eq!(times("good"), [good.clone(), good.clone(), good]);
         assert_eq!(times("year_10000"), [None, None, None]);
         assert_eq!(times("negative"), [None, None, None]);
+    }
+
+    #[test]
+    fn version_8_sums_the_jobs_already_there() {
+        use crate::store::stats::{GroupBy, StatsQuery, scan, stats};
+        let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap();
+        let fmt = |t: i64| crate::time::format(at(t));
+        // 2026-11-30T00:00:00Z, a Monday.
+        let t0: i64 = 1_795_996_800;
+        let mut c = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..7] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 7).unwrap();
+        let insert = |i: i64, printer: &str, status: &str, start: i64, end: Option<i64>| {
+            c.execute(
+                "INSERT INTO jobs (id, printer_id, printer_type, job_name, filename, status, \
+                 start_time, end_time, actual_duration, created_at, updated_at, end_reason) \
+                 VALUES (?1, ?2, 'bambu', 'x', ?3, ?4, ?5, ?6, ?7, ?5, ?5, ?8)",
+                rusqlite::params![
+                    format!("job_{i}"),
+                    printer,
+                    format!("f{}.3mf", i % 3),
+                    status,
+                    fmt(start),
+                    end.map(fmt),
+                    end.map(|e| e - start),
+                    (status == "failed").then_some("nozzle clog"),
+                ],
+            )
+            .unwrap();
+        };
+        for i in 0..300 {
+            let start = t0 + i * 4_567;
+            let status = ["completed", "failed", "cancelled", "unknown"][(i % 4) as usize];
+            let printer = ["p1", "p2", "p3"][(i % 3) as usize];
+            insert(
+                i,
+                printer,
+                status,
+                start,
+                Some(start + 3_600 + (i % 7) * 20_000),
+            );
+        }
+        insert(300, "p1", "running", t0 + 15 * 86_400, None);
+        // Ten thousand days: never summed, read raw.
+        insert(
+            301,
+            "p2",
+            "completed",
+            t0 - 10_000 * 86_400,
+            Some(t0 + 86_400),
+        );
+        apply(&mut c).unwrap();
+        let n = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(n("SELECT count(*) FROM stats_raw"), 1);
+        assert!(n("SELECT count(*) FROM stats_roll") > 0);
+        for (since, until) in [(t0, t0 + 14 * 86_400), (t0 + 3_000, t0 + 9 * 86_400 + 7)] {
+            for by in [GroupBy::Printer, GroupBy::Day, GroupBy::Week, GroupBy::File] {
+                let q = StatsQuery {
+                    since: at(since),
+                    until: at(until),
+                    printers: vec![],
+                    group_by: by,
+                };
+                let now = at(t0 + 16 * 86_400);
+                let mut fast = serde_json::to_value(stats(&c, &q, now).unwrap()).unwrap();
+                let mut slow = serde_json::to_value(scan(&c, &q, now).unwrap()).unwrap();
+                let (f, s) = (
+                    &fast["totals"]["p90_duration_s"],
+                    &slow["totals"]["p90_duration_s"],
+                );
+                let (f, s) = (f.as_f64().unwrap(), s.as_f64().unwrap());
+                assert!((f - s).abs() <= s * 0.0111 + 1.0, "{f} {s}");
+                for v in [&mut fast, &mut slow] {
+                    v["totals"]["p90_duration_s"] = serde_json::Value::Null;
+                    for g in v["groups"].as_array_mut().unwrap() {
+                        g["p90_duration_s"] = serde_json::Value::Null;
+                    }
+                }
+                assert_eq!(fast, slow, "{q:?}");
+            }
+        }
     }
 }

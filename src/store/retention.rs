@@ -6,9 +6,10 @@ use rusqlite::{Connection, params};
 
 use super::StoreError;
 
-/// Jobs deleted per transaction. Small enough that one batch takes milliseconds on a
-/// slow disk (the writer handles statuses between batches), large enough that a first
-/// sweep of a years-old history finishes in minutes.
+/// Jobs deleted per transaction. Small enough that one batch holds the writer briefly
+/// (the writer handles statuses between batches): about 0.16 s since the statistics
+/// triggers of schema 8 take each job's share back (BENCHMARKS.md), a few milliseconds
+/// before; large enough that a first sweep of a years-old history finishes in minutes.
 pub const BATCH: u32 = 500;
 
 /// Deletes up to `limit` finished jobs that ended (or, with no end time, were last

@@ -17,6 +17,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Datelike};
 use serde::Serialize;
 
+use super::span::Span;
+
 /// Largest window, in days: a year (leap or not) of daily groups, and a bound on what one
 /// request may make the database read.
 pub const MAX_WINDOW_DAYS: i64 = 366;
@@ -27,10 +29,10 @@ pub const MAX_END_REASONS: usize = 20;
 /// a year, and a response of every one is megabytes nobody reads.
 pub const MAX_FILE_GROUPS: usize = 1000;
 
-const DAY: i64 = 86_400;
-const WEEK: i64 = 7 * DAY;
+pub(super) const DAY: i64 = 86_400;
+pub(super) const WEEK: i64 = 7 * DAY;
 /// 1970-01-01 was a Thursday: day 0 of week 0 begins three days before it.
-const MONDAY_OFFSET: i64 = 3 * DAY;
+pub(super) const MONDAY_OFFSET: i64 = 3 * DAY;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
@@ -73,11 +75,11 @@ pub const STATUSES: [&str; 7] = [
     "paused",
     "pending",
 ];
-const COMPLETED: usize = 0;
-const FAILED: usize = 1;
-const CANCELLED: usize = 2;
-const UNKNOWN: usize = 3;
-const PENDING: usize = 6;
+pub(super) const COMPLETED: usize = 0;
+pub(super) const FAILED: usize = 1;
+pub(super) const CANCELLED: usize = 2;
+pub(super) const UNKNOWN: usize = 3;
+pub(super) const PENDING: usize = 6;
 
 /// One job as the statistics read it; times in Unix seconds, None when unreadable.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -227,7 +229,7 @@ pub(super) fn round(x: f64, digits: i32) -> f64 {
 }
 
 /// Seconds of `[a, b)` inside `[lo, hi)`.
-fn overlap(a: i64, b: i64, lo: i64, hi: i64) -> i64 {
+pub(super) fn overlap(a: i64, b: i64, lo: i64, hi: i64) -> i64 {
     (b.min(hi) - a.max(lo)).max(0)
 }
 
@@ -272,7 +274,7 @@ impl Aggregator {
         }
     }
 
-    fn slot_of(by: GroupBy, t: i64) -> i64 {
+    pub(super) fn slot_of(by: GroupBy, t: i64) -> i64 {
         match by {
             GroupBy::Week => (t + MONDAY_OFFSET).div_euclid(WEEK),
             _ => t.div_euclid(DAY),
@@ -289,38 +291,14 @@ impl Aggregator {
     /// Adds one job; a job outside the window, or whose times cannot be read, is left out.
     pub fn add(&mut self, r: &Row) {
         let w = self.w;
-        let Some(start) = r.start.or(r.created) else {
+        let Some(span) = Span::of(r, w.now) else {
             return;
         };
-        let open = matches!(r.status, 4..=6);
-        let end = if open {
-            w.now
-        } else {
-            r.end
-                .or(r.start.zip(r.duration).map(|(s, d)| s + d.max(0)))
-                .or(r.updated)
-                .unwrap_or(start)
-        }
-        .max(start);
+        let (start, end, duration) = (span.start, span.end, span.duration);
         if start >= w.until || end < w.since {
             return;
         }
-        let printed = r.status != PENDING && r.start.is_some();
-        let print_in = |lo: i64, hi: i64| {
-            if printed {
-                overlap(start, end, lo, hi)
-            } else {
-                0
-            }
-        };
-        let duration = match r.status {
-            COMPLETED | FAILED | CANCELLED | UNKNOWN => r
-                .duration
-                .filter(|d| *d >= 0)
-                .or(r.start.zip(r.end).map(|(s, e)| e - s).filter(|d| *d >= 0))
-                .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
-            _ => None,
-        };
+        let print_in = |lo: i64, hi: i64| span.print_in(lo, hi).unwrap_or(0);
         self.totals.add(r, print_in(w.since, w.until), duration);
         if !self.printers.contains(r.printer_id) {
             self.printers.insert(r.printer_id.to_owned());
@@ -420,12 +398,12 @@ impl Aggregator {
     }
 }
 
-fn at(t: i64) -> crate::time::Timestamp {
+pub(super) fn at(t: i64) -> crate::time::Timestamp {
     DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
 /// "2026-12-01" for a day, "2026-W48" (ISO 8601 week) for a week starting at `start`.
-fn slot_key(by: GroupBy, start: i64) -> String {
+pub(super) fn slot_key(by: GroupBy, start: i64) -> String {
     let d = at(start).date_naive();
     match by {
         GroupBy::Week => {

@@ -1,10 +1,21 @@
-//! `GET /api/v1/stats`: the jobs of a time window, read in one statement and summed by
-//! `agg.rs`. Two index ranges serve it (migration 7): jobs that ended at or after
-//! `since` (`jobs_by_end_time`, or `jobs_by_printer_end` for named printers), and jobs
-//! with no end time (open, pending, or an end never recorded), each filtered on a start
-//! before `until`. The read is one snapshot.
+//! `GET /api/v1/stats`: answered from sums kept ahead of time by triggers (migration 8,
+//! `roll.rs`), with the few jobs they cannot place read raw and counted by `agg.rs`.
+//!
+//! `scan` is the earlier way, kept as the reference the rollup is tested against (and
+//! used for `group_by=file` with named printers, which has no sums): the jobs of the
+//! window read in one statement and summed by `agg.rs`. Two index ranges serve it
+//! (migration 7): jobs that ended at or after `since` (`jobs_by_end_time`, or
+//! `jobs_by_printer_end` for named printers), and jobs with no end time (open, pending,
+//! or an end never recorded), each filtered on a start before `until`. Either read is
+//! one snapshot (the caller's read transaction).
 
 mod agg;
+mod raw;
+mod roll;
+#[cfg(test)]
+mod rollup_tests;
+mod span;
+mod sum;
 #[cfg(test)]
 mod tests;
 
@@ -68,8 +79,18 @@ fn text(v: ValueRef<'_>) -> &str {
     }
 }
 
-/// Answers `q` as of `now`.
+/// Answers `q` as of `now`: from the sums, except `group_by=file` with named printers
+/// (and an empty or reversed window), read by `scan`.
 pub fn stats(conn: &Connection, q: &StatsQuery, now: Timestamp) -> Result<Stats, StoreError> {
+    let by_file_of_printers = q.group_by == GroupBy::File && !q.printers.is_empty();
+    if by_file_of_printers || q.until <= q.since {
+        return scan(conn, q, now);
+    }
+    roll::stats(conn, q, now)
+}
+
+/// Answers `q` as of `now` by reading every job of the window (the reference).
+pub fn scan(conn: &Connection, q: &StatsQuery, now: Timestamp) -> Result<Stats, StoreError> {
     let w = Window {
         since: q.since.timestamp(),
         until: q.until.timestamp(),
