@@ -177,9 +177,6 @@ impl Acc {
     /// The group's figures; `wall_s` is the wall time its print time is measured
     /// against (None: not meaningful).
     fn finish(mut self, key: String, wall_s: Option<i64>) -> Group {
-        let s = &self.by_status;
-        let jobs: u64 = s.iter().sum();
-        let ended = s[COMPLETED] + s[FAILED] + s[CANCELLED];
         let n = self.durations.len();
         let mean = (n > 0).then(|| {
             let sum: u64 = self.durations.iter().map(|d| u64::from(*d)).sum();
@@ -190,36 +187,67 @@ impl Acc {
             let rank = (n * 9).div_ceil(10).max(1) - 1;
             u64::from(*self.durations.select_nth_unstable(rank).1)
         });
-        let mut reasons: Vec<ReasonCount> = self
+        let reasons = self
             .reasons
             .into_iter()
             .map(|(reason, count)| ReasonCount { reason, count })
             .collect();
-        reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-        reasons.truncate(MAX_END_REASONS);
-        Group {
+        group(
             key,
-            jobs,
-            by_status: ByStatus {
-                completed: s[0],
-                failed: s[1],
-                cancelled: s[2],
-                unknown: s[3],
-                running: s[4],
-                paused: s[5],
-                pending: s[6],
+            Sums {
+                by_status: self.by_status,
+                print_s: self.print_s,
+                mean,
+                p90,
+                auto: self.auto,
+                reasons,
             },
-            success_rate: (ended > 0).then(|| round(s[COMPLETED] as f64 / ended as f64, 4)),
-            print_hours: round(self.print_s as f64 / 3600.0, 3),
-            utilisation: wall_s
-                .filter(|w| *w > 0)
-                .map(|w| round(self.print_s as f64 / w as f64, 6)),
-            mean_duration_s: mean,
-            p90_duration_s: p90,
-            auto_created: self.auto,
-            manual: jobs - self.auto,
-            end_reasons: reasons,
-        }
+            wall_s,
+        )
+    }
+}
+
+/// A group's sums, whether counted row by row (`Acc`) or read from the rollup (`sum.rs`).
+pub(super) struct Sums {
+    pub by_status: [u64; 7],
+    pub print_s: i64,
+    pub mean: Option<u64>,
+    pub p90: Option<u64>,
+    pub auto: u64,
+    pub reasons: Vec<ReasonCount>,
+}
+
+/// The API's figures of one group from its sums: the one place the derived fields
+/// (success rate, hours, utilisation, manual, the top reasons) are made.
+pub(super) fn group(key: String, sums: Sums, wall_s: Option<i64>) -> Group {
+    let s = &sums.by_status;
+    let jobs: u64 = s.iter().sum();
+    let ended = s[COMPLETED] + s[FAILED] + s[CANCELLED];
+    let mut reasons = sums.reasons;
+    reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    reasons.truncate(MAX_END_REASONS);
+    Group {
+        key,
+        jobs,
+        by_status: ByStatus {
+            completed: s[0],
+            failed: s[1],
+            cancelled: s[2],
+            unknown: s[3],
+            running: s[4],
+            paused: s[5],
+            pending: s[6],
+        },
+        success_rate: (ended > 0).then(|| round(s[COMPLETED] as f64 / ended as f64, 4)),
+        print_hours: round(sums.print_s as f64 / 3600.0, 3),
+        utilisation: wall_s
+            .filter(|w| *w > 0)
+            .map(|w| round(sums.print_s as f64 / w as f64, 6)),
+        mean_duration_s: sums.mean,
+        p90_duration_s: sums.p90,
+        auto_created: sums.auto,
+        manual: jobs.saturating_sub(sums.auto),
+        end_reasons: reasons,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use rusqlite::Connection;
 
 use super::StoreError;
-use super::agg::{ByStatus, COMPLETED, Group, MAX_END_REASONS, ReasonCount, round};
+use super::agg::{Group, ReasonCount, Sums, group};
 
 /// The lower bounds of the duration buckets (`duration_buckets`, migration 8), bucket
 /// `i` being `[lo[i], lo[i + 1])`. Fixed by the migration, so read once.
@@ -183,13 +183,6 @@ impl Sum {
     /// The group's figures, as `agg.rs` makes them (`wall_s`: the wall time print time
     /// is measured against).
     pub fn finish(self, key: String, wall_s: Option<i64>, lo: &[i64], names: &Reasons) -> Group {
-        let s: Vec<u64> = self
-            .by_status
-            .iter()
-            .map(|n| u64::try_from(*n).unwrap_or(0))
-            .collect();
-        let jobs: u64 = s.iter().sum();
-        let ended = s[COMPLETED] + s[1] + s[2];
         let n = u64::try_from(self.dur_n).unwrap_or(0);
         let mean = (n > 0).then(|| (self.dur_sum.max(0) as f64 / n as f64).round() as u64);
         let p90 = (n > 0).then(|| {
@@ -211,7 +204,7 @@ impl Sum {
             }
             value_of(lo, at)
         });
-        let mut reasons: Vec<ReasonCount> = self
+        let reasons = self
             .reasons
             .into_iter()
             .filter(|e| e.1 > 0)
@@ -220,32 +213,18 @@ impl Sum {
                 count: count as u64,
             })
             .collect();
-        reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-        reasons.truncate(MAX_END_REASONS);
-        let auto = u64::try_from(self.auto).unwrap_or(0);
-        Group {
+        group(
             key,
-            jobs,
-            by_status: ByStatus {
-                completed: s[0],
-                failed: s[1],
-                cancelled: s[2],
-                unknown: s[3],
-                running: s[4],
-                paused: s[5],
-                pending: s[6],
+            Sums {
+                by_status: self.by_status.map(|n| u64::try_from(n).unwrap_or(0)),
+                print_s: self.print_s,
+                mean,
+                p90,
+                auto: u64::try_from(self.auto).unwrap_or(0),
+                reasons,
             },
-            success_rate: (ended > 0).then(|| round(s[COMPLETED] as f64 / ended as f64, 4)),
-            print_hours: round(self.print_s as f64 / 3600.0, 3),
-            utilisation: wall_s
-                .filter(|w| *w > 0)
-                .map(|w| round(self.print_s as f64 / w as f64, 6)),
-            mean_duration_s: mean,
-            p90_duration_s: p90,
-            auto_created: auto,
-            manual: jobs.saturating_sub(auto),
-            end_reasons: reasons,
-        }
+            wall_s,
+        )
     }
 }
 
