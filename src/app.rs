@@ -48,14 +48,13 @@ pub async fn run(
         .with_context(|| format!("opening the database {}", db_path.display()))?;
     let files = store::files::FileIdentity::capture(&db_path)?;
     let health = Arc::new(Health::default());
+    // Checked by /health, before every commit and by the checkpoint thread.
+    health.watch_files(files);
     // None if the thread cannot start: the writer's own auto-checkpoint then does the work.
-    let _checkpointer = store::checkpoint::Checkpointer::start(
+    let checkpointer = store::checkpoint::Checkpointer::start(
         &db_path,
-        store::checkpoint::CHECKPOINT_INTERVAL,
-        Some(store::checkpoint::Watch {
-            files: files.clone(),
-            health: health.clone(),
-        }),
+        store::checkpoint::Pace::default(),
+        Some(health.clone()),
     )
     .inspect_err(|e| tracing::warn!(error = %e, "WAL checkpoints stay on the writer"))
     .ok();
@@ -92,9 +91,10 @@ pub async fn run(
     let creator_thread = Arbiter::new();
     let creator = {
         let (broadcaster, live, health) = (broadcaster.clone(), live.clone(), health.clone());
+        let nudge = checkpointer.as_ref().map(|c| c.nudge());
         JobCreator::start_in_arbiter(&creator_thread.handle(), move |ctx| {
             ctx.set_mailbox_capacity(crate::jobs::creator::MAILBOX_CAPACITY);
-            JobCreator::with_setup(conn, broadcaster, setup, live, health).watching(files)
+            JobCreator::with_setup(conn, broadcaster, setup, live, health).nudging(nudge)
         })
     };
     // (No progress ticker: the JobCreator sets a timer for the progress it has to write,

@@ -4,8 +4,8 @@
 //! and a fatal fault (an actor the daemon cannot run without has stopped), after which
 //! the process exits (`watchdog.rs`).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -33,6 +33,9 @@ pub struct Health {
     problem: Mutex<Option<WriteProblem>>,
     /// Set once, never cleared: writes are refused until a restart.
     database_fault: Mutex<Option<WriteProblem>>,
+    /// The database's files as the writer opened them, once known: checked on demand
+    /// (`check_files`) by `/health`, before every commit and by the checkpoint thread.
+    files: OnceLock<crate::store::files::FileIdentity>,
     /// Set once, never cleared: the process is about to exit.
     fatal: Mutex<Option<WriteProblem>>,
     lag: Mutex<LagWindow>,
@@ -81,6 +84,7 @@ impl Default for Health {
             statuses_processed: Default::default(),
             problem: Mutex::new(None),
             database_fault: Mutex::new(None),
+            files: OnceLock::new(),
             fatal: Mutex::new(None),
             lag: Mutex::new(LagWindow {
                 started: Instant::now(),
@@ -167,6 +171,29 @@ impl Health {
     /// Returns whether this call set it (so the caller logs it once).
     pub fn database_fault(&self, message: String) -> bool {
         set_once(&self.database_fault, message)
+    }
+
+    /// The database files to watch: from now on `check_files` compares the paths with them.
+    pub fn watch_files(&self, files: crate::store::files::FileIdentity) {
+        let _ = self.files.set(files);
+    }
+
+    /// `Err(reason)` when the database's paths no longer name the files the writer has
+    /// open (deleted or replaced under the daemon), or that was seen before: records the
+    /// fault (logged once) and refuses from then on. Two `stat` calls; `Ok` when no files
+    /// are watched. Called where the answer matters (a commit, a `/health` request) and
+    /// by the checkpoint thread, so nothing polls for it on an idle farm.
+    pub fn check_files(&self) -> Result<(), String> {
+        if let Some(f) = self.database_fault_reason() {
+            return Err(f.message);
+        }
+        if let Some(Err(reason)) = self.files.get().map(|f| f.check()) {
+            if self.database_fault(reason.clone()) {
+                tracing::error!(reason = %reason, "database files changed under the daemon; writes are refused until a restart");
+            }
+            return Err(reason);
+        }
+        Ok(())
     }
 
     pub fn database_fault_reason(&self) -> Option<WriteProblem> {

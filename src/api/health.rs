@@ -61,6 +61,9 @@ async fn health(st: AppState, full: bool) -> warp::reply::Response {
         .await
         .unwrap_or(0);
     let problem = st.health.problem();
+    // Asked now rather than read from a poll: a database deleted or replaced under
+    // the daemon shows on the first /health after it happened (two `stat` calls).
+    let _ = st.health.check_files();
     let fault = st.health.database_fault_reason();
     let fatal = st.health.fatal_reason();
     // The most telling reason first: the daemon stopping, then a fault that only a

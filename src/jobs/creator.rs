@@ -70,10 +70,10 @@ pub struct JobCreator {
     pub(super) held: Vec<Event>,
     /// Its own address, for `Commit`.
     pub(super) me: Option<Addr<JobCreator>>,
-    /// The database files as opened, checked before a write is reported done.
-    pub(super) files: Option<store::files::FileIdentity>,
     /// The progress flush timer set, and when it fires.
     pub(super) flush_timer: Option<(Instant, SpawnHandle)>,
+    /// Wakes an idle checkpoint thread after a commit (`store::checkpoint`).
+    pub(super) checkpoint: Option<store::checkpoint::Nudge>,
 }
 
 impl JobCreator {
@@ -107,8 +107,8 @@ impl JobCreator {
             group: Group::default(),
             held: Vec::new(),
             me: None,
-            files: None,
             flush_timer: None,
+            checkpoint: None,
         };
         me.load_jobs();
         me
@@ -132,10 +132,9 @@ impl JobCreator {
         }
     }
 
-    /// Refuses every write once the database's files are not the ones opened (deleted
-    /// or replaced under the daemon): what is written then would be lost at a restart.
-    pub fn watching(mut self, files: store::files::FileIdentity) -> Self {
-        self.files = Some(files);
+    /// Wakes the checkpoint thread after each group commit when it sleeps idle.
+    pub fn nudging(mut self, nudge: Option<store::checkpoint::Nudge>) -> Self {
+        self.checkpoint = nudge;
         self
     }
 

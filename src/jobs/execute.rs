@@ -111,9 +111,8 @@ impl JobCreator {
     /// the book (the printers' next statuses make the same decisions and write them).
     pub fn commit(&mut self) {
         let t = Instant::now();
-        let files = self.files.clone();
         let health = self.health.clone();
-        let check = || files_ok(files.as_ref(), &health);
+        let check = || files_ok(&health);
         let Some(r) = self.group.commit(&self.conn, check) else {
             return;
         };
@@ -124,6 +123,9 @@ impl JobCreator {
         match self.track(r) {
             Ok(open_for) => {
                 self.book.committed();
+                if let Some(n) = &self.checkpoint {
+                    n.committed();
+                }
                 tracing::trace!(
                     events = events.len(),
                     open_ms = open_for.as_secs_f64() * 1e3,
@@ -185,7 +187,7 @@ impl JobCreator {
 
     /// `Err` once the database's files changed under the daemon (sticky until restart).
     pub(super) fn files_ok(&self) -> Result<(), StoreError> {
-        files_ok(self.files.as_ref(), &self.health)
+        files_ok(&self.health)
     }
 
     /// Records the outcome of a write for /health (see `Writer::track`).
@@ -196,7 +198,6 @@ impl JobCreator {
     pub(super) fn writer(&self) -> Writer<'_> {
         Writer {
             conn: &self.conn,
-            files: self.files.as_ref(),
             health: &self.health,
         }
     }
@@ -207,7 +208,6 @@ impl JobCreator {
 /// owner, another field, is borrowed to change.
 pub(super) struct Writer<'a> {
     pub(super) conn: &'a Connection,
-    pub(super) files: Option<&'a store::files::FileIdentity>,
     pub(super) health: &'a crate::health::Health,
 }
 
@@ -221,7 +221,7 @@ impl crate::setup::Db for Writer<'_> {
     /// to ones deleted or replaced under the daemon.
     fn track<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         let r = match r {
-            Ok(v) if self.conn.is_autocommit() => files_ok(self.files, self.health).map(|()| v),
+            Ok(v) if self.conn.is_autocommit() => files_ok(self.health).map(|()| v),
             r => r,
         };
         match &r {
@@ -241,20 +241,8 @@ impl crate::setup::Db for Writer<'_> {
     }
 }
 
-fn files_ok(
-    files: Option<&store::files::FileIdentity>,
-    health: &crate::health::Health,
-) -> Result<(), StoreError> {
-    if let Some(f) = health.database_fault_reason() {
-        return Err(StoreError::Unavailable(f.message));
-    }
-    if let Some(Err(reason)) = files.map(|f| f.check()) {
-        if health.database_fault(reason.clone()) {
-            tracing::error!(reason = %reason, "database files changed under the daemon; writes are refused until a restart");
-        }
-        return Err(StoreError::Unavailable(reason));
-    }
-    Ok(())
+fn files_ok(health: &crate::health::Health) -> Result<(), StoreError> {
+    health.check_files().map_err(StoreError::Unavailable)
 }
 
 /// A job event as the Broadcaster sends it: the job as its data, filtered by its printer.

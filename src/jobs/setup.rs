@@ -17,7 +17,6 @@ impl JobCreator {
     fn lend(&mut self) -> (&mut crate::setup::Setup, Writer<'_>) {
         let writer = Writer {
             conn: &self.conn,
-            files: self.files.as_ref(),
             health: &self.health,
         };
         (&mut self.setup, writer)

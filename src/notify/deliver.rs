@@ -37,9 +37,10 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Least wait before the queue is looked at again when nothing woke the deliverer
 /// (retries coming due; a due delivery still in flight).
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Longest wait without a wake-up: a backstop only. An empty queue is looked at again
-/// when something is queued (the queue writer wakes the deliverer), a queue of retries
-/// when the first comes due, so an idle daemon does not poll its database (issue 21).
+/// Longest wait without a wake-up while deliveries are queued: a backstop only. A queue
+/// of retries is looked at again when the first comes due; an empty queue only when
+/// something is queued (the queue writer wakes the deliverer, no timer), so an idle
+/// daemon does not poll its database (issue 21).
 const IDLE_MAX: Duration = Duration::from_secs(60);
 /// Longest error text kept per webhook.
 const MAX_ERROR_LEN: usize = 200;
@@ -134,25 +135,33 @@ pub async fn run(queue: Arc<Queue>, hooks: Hooks) {
             });
         }
         if started == 0 {
-            let wait = idle_wait(&queue).await;
-            let _ = tokio::time::timeout(wait, queue.wake_deliverer.notified()).await;
+            match idle_wait(&queue).await {
+                Some(wait) => {
+                    let _ = tokio::time::timeout(wait, queue.wake_deliverer.notified()).await;
+                }
+                // Nothing queued: no timer at all. The queue writer wakes us when it
+                // commits a delivery (a `Notify` permit, so a wake that comes first
+                // is not lost). Polling an empty queue once a minute cost an idle farm
+                // a new blocking thread and a query each time (issue 21).
+                None => queue.wake_deliverer.notified().await,
+            }
         }
     }
 }
 
 /// How long the deliverer may sleep when nothing was started: until the first queued
-/// delivery comes due (at least `IDLE_POLL`, at most `IDLE_MAX`), or `IDLE_MAX` when the
-/// queue is empty.
-async fn idle_wait(queue: &Queue) -> Duration {
+/// delivery comes due (at least `IDLE_POLL`, at most `IDLE_MAX`); `None` (until woken)
+/// when the queue is empty.
+async fn idle_wait(queue: &Queue) -> Option<Duration> {
     if queue.queued() == 0 {
-        return IDLE_MAX;
+        return None;
     }
-    match queue.db(webhooks::next_due_ms).await {
+    Some(match queue.db(webhooks::next_due_ms).await {
         Ok(Some(at)) => Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
             .clamp(IDLE_POLL, IDLE_MAX),
         Ok(None) => IDLE_MAX,
         Err(_) => IDLE_POLL,
-    }
+    })
 }
 
 /// One attempt.

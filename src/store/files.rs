@@ -13,8 +13,9 @@
 //! - `FileIdentity`: the device and inode of the database and its WAL when opened. If
 //!   either is deleted or replaced under a running daemon, SQLite goes on writing to the
 //!   old, unlinked file, and everything written from then on is lost at the next
-//!   restart. The writer and the checkpoint thread compare the paths with these
-//!   identities so such writes are refused instead of acknowledged.
+//!   restart. `Health::check_files` compares the paths with these identities (before
+//!   each commit, on each `/health`, and when the checkpoint thread wakes) so such
+//!   writes are refused instead of acknowledged.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;

@@ -182,17 +182,17 @@ async fn run_async(args: &IdleArgs) -> anyhow::Result<serde_json::Value> {
     Ok(summary)
 }
 
-/// Per-thread context switches over a window: the first and last value seen of each
-/// thread (a thread born in the window starts from 0).
+/// Per-thread counters over a window: the first and last value seen of each thread (a
+/// thread born in the window starts from 0).
 #[derive(Default)]
-struct Switches {
-    first: HashMap<u32, (u64, u64)>,
-    last: HashMap<u32, (u64, u64)>,
+struct Threads {
+    first: HashMap<u32, procs::TaskCounts>,
+    last: HashMap<u32, procs::TaskCounts>,
 }
 
-impl Switches {
+impl Threads {
     fn open(pid: u32) -> Self {
-        let first = procs::task_switches(pid);
+        let first = procs::task_counts(pid);
         Self {
             last: first.clone(),
             first,
@@ -200,15 +200,19 @@ impl Switches {
     }
 
     fn sample(&mut self, pid: u32) {
-        self.last.extend(procs::task_switches(pid));
+        self.last.extend(procs::task_counts(pid));
     }
 
-    /// (voluntary, nonvoluntary) over the window.
-    fn total(&self) -> (u64, u64) {
-        self.last.iter().fold((0, 0), |(v, n), (tid, (v1, n1))| {
-            let (v0, n0) = self.first.get(tid).copied().unwrap_or((0, 0));
-            (v + v1.saturating_sub(v0), n + n1.saturating_sub(n0))
-        })
+    /// The counters' sums over the window.
+    fn total(&self) -> procs::TaskCounts {
+        let mut t = procs::TaskCounts::default();
+        for (tid, b) in &self.last {
+            let a = self.first.get(tid).copied().unwrap_or_default();
+            t.voluntary += b.voluntary.saturating_sub(a.voluntary);
+            t.nonvoluntary += b.nonvoluntary.saturating_sub(a.nonvoluntary);
+            t.run_ns += b.run_ns.saturating_sub(a.run_ns);
+        }
+        t
     }
 }
 
@@ -262,25 +266,31 @@ async fn measure(
     let health0 = processed(&api).await;
     let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
     let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
-    let mut switches = Switches::open(daemon.pid);
+    let mut threads = Threads::open(daemon.pid);
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(args.seconds);
     while Instant::now() < end {
         tokio::time::sleep(SAMPLE_EVERY.min(end - Instant::now())).await;
-        switches.sample(daemon.pid);
+        threads.sample(daemon.pid);
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let d1 = procs::usage(daemon.pid, ticks).context("the daemon is gone")?;
     let s1 = procs::usage(sim.pid, ticks).unwrap_or_default();
-    let threads = procs::task_switches(daemon.pid).len();
+    threads.sample(daemon.pid);
+    let threads_at_end = procs::task_counts(daemon.pid).len();
     // After the window: the health request is the harness's, not the farm's.
     let health1 = processed(&api).await;
     let jobs = api
         .get("/api/v1/jobs?status=running&limit=1")
         .await
         .unwrap_or_default();
-    let (voluntary, nonvoluntary) = switches.total();
+    let procs::TaskCounts {
+        voluntary,
+        nonvoluntary,
+        run_ns,
+    } = threads.total();
     let wakeups = voluntary + nonvoluntary;
+    let run_s = run_ns as f64 / 1e9;
     let cpu = d1.cpu_s - d0.cpu_s;
     let statuses = health1.zip(health0).map(|(b, a)| b.saturating_sub(a));
     Ok(json!({
@@ -298,12 +308,15 @@ async fn measure(
         "daemon": {
             "cpu_s": round(cpu, 2),
             "cpu_pct_of_one_core": round(cpu * 100.0 / elapsed, 3),
+            // ns-precise: the threads' run time from schedstat (0 where the kernel keeps none).
+            "run_s": round(run_s, 4),
+            "run_pct_of_one_core": round(run_s * 100.0 / elapsed, 4),
             "wakeups": wakeups,
             "wakeups_per_s": round(wakeups as f64 / elapsed, 2),
             "voluntary_per_s": round(voluntary as f64 / elapsed, 2),
             "nonvoluntary_per_s": round(nonvoluntary as f64 / elapsed, 2),
             "wakeups_source": "voluntary_ctxt_switches + nonvoluntary_ctxt_switches summed over /proc/PID/task/*/status, each thread sampled every second",
-            "threads_at_end": threads,
+            "threads_at_end": threads_at_end,
             "rss_mb": round(d1.rss_mb, 1),
             "peak_rss_mb": round(d1.peak_rss_mb, 1),
             "rss_anon_mb": round(d1.rss_anon_mb, 1),
@@ -314,7 +327,7 @@ async fn measure(
         "simulator": {
             "cpu_s": round(s1.cpu_s - s0.cpu_s, 2),
         },
-        "note": "CPU is utime + stime of the daemon process (all threads) over the window, from /proc/PID/stat; clock ticks are 1/clk_tck s, so short windows are coarse",
+        "note": "cpu_s is utime + stime of the daemon process (all threads) over the window, from /proc/PID/stat, in clock ticks of 1/clk_tck s (coarse for short windows); run_s is the sum over its threads of the run time in /proc/PID/task/TID/schedstat (ns), each thread sampled every second",
     }))
 }
 

@@ -202,10 +202,25 @@ pub fn context_switches(status: &str) -> Option<(u64, u64)> {
     ))
 }
 
-/// Context switches (voluntary, nonvoluntary) of each live thread of `pid`, by thread
-/// id. A thread that has ended is gone from `/proc/<pid>/task`, so callers sample often
-/// and keep the last value seen per thread.
-pub fn task_switches(pid: u32) -> std::collections::HashMap<u32, (u64, u64)> {
+/// One thread's counters: context switches (voluntary, nonvoluntary) and the time it
+/// ran on a CPU in nanoseconds (`/proc/<pid>/task/<tid>/schedstat`'s first field; 0
+/// where the kernel has no schedstat).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    pub voluntary: u64,
+    pub nonvoluntary: u64,
+    pub run_ns: u64,
+}
+
+/// The run time in ns of a task's `schedstat` line ("run_ns wait_ns timeslices").
+pub fn schedstat_run_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().next()?.parse().ok()
+}
+
+/// Counters of each live thread of `pid`, by thread id. A thread that has ended is gone
+/// from `/proc/<pid>/task`, so callers sample often and keep the last value seen per
+/// thread.
+pub fn task_counts(pid: u32) -> std::collections::HashMap<u32, TaskCounts> {
     let mut out = std::collections::HashMap::new();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
@@ -214,13 +229,26 @@ pub fn task_switches(pid: u32) -> std::collections::HashMap<u32, (u64, u64)> {
         let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        if let Some(n) = std::fs::read_to_string(entry.path().join("status"))
+        let Some((voluntary, nonvoluntary)) = std::fs::read_to_string(entry.path().join("status"))
             .ok()
             .as_deref()
             .and_then(context_switches)
-        {
-            out.insert(tid, n);
-        }
+        else {
+            continue;
+        };
+        let run_ns = std::fs::read_to_string(entry.path().join("schedstat"))
+            .ok()
+            .as_deref()
+            .and_then(schedstat_run_ns)
+            .unwrap_or(0);
+        out.insert(
+            tid,
+            TaskCounts {
+                voluntary,
+                nonvoluntary,
+                run_ns,
+            },
+        );
     }
     out
 }
@@ -228,6 +256,16 @@ pub fn task_switches(pid: u32) -> std::collections::HashMap<u32, (u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_run_time_of_a_schedstat_line() {
+        assert_eq!(
+            schedstat_run_ns("285971893 43024135 843\n"),
+            Some(285_971_893)
+        );
+        assert_eq!(schedstat_run_ns(""), None);
+        assert_eq!(schedstat_run_ns("x 1 2"), None);
+    }
 
     #[test]
     fn finds_the_address_after_the_marker() {
@@ -264,11 +302,15 @@ mod tests {
     }
 
     #[test]
-    fn counts_our_own_threads_switches() {
+    fn counts_our_own_threads() {
         let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(50)));
-        let seen = task_switches(std::process::id());
+        let seen = task_counts(std::process::id());
         t.join().unwrap();
         assert!(seen.len() >= 2, "{seen:?}");
+        // This thread has run, so where the kernel keeps schedstat its time shows.
+        let ran: u64 = seen.values().map(|c| c.run_ns).sum();
+        let has_schedstat = std::path::Path::new("/proc/self/schedstat").exists();
+        assert!(!has_schedstat || ran > 0, "{seen:?}");
     }
 
     #[test]
