@@ -49,7 +49,7 @@ pub async fn run(
     let files = store::files::FileIdentity::capture(&db_path)?;
     let health = Arc::new(Health::default());
     // Checked by /health, before every commit and by the checkpoint thread.
-    health.watch_files(files);
+    health.watch_files(move || files.check());
     // None if the thread cannot start: the writer's own auto-checkpoint then does the work.
     let checkpointer = store::checkpoint::Checkpointer::start(
         &db_path,

@@ -33,9 +33,11 @@ pub struct Health {
     problem: Mutex<Option<WriteProblem>>,
     /// Set once, never cleared: writes are refused until a restart.
     database_fault: Mutex<Option<WriteProblem>>,
-    /// The database's files as the writer opened them, once known: checked on demand
-    /// (`check_files`) by `/health`, before every commit and by the checkpoint thread.
-    files: OnceLock<crate::store::files::FileIdentity>,
+    /// Whether the database's paths still name the files the writer opened
+    /// (`store::files::FileIdentity::check`, given by the app; health imports no store),
+    /// asked on demand (`check_files`) by `/health`, before every commit and by the
+    /// checkpoint thread.
+    files: OnceLock<FileCheck>,
     /// Set once, never cleared: the process is about to exit.
     fatal: Mutex<Option<WriteProblem>>,
     lag: Mutex<LagWindow>,
@@ -65,6 +67,9 @@ impl LagWindow {
         }
     }
 }
+
+/// `Err(reason)` when the database files are not the ones opened.
+type FileCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Length of a status-lag window.
 const LAG_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
@@ -173,9 +178,10 @@ impl Health {
         set_once(&self.database_fault, message)
     }
 
-    /// The database files to watch: from now on `check_files` compares the paths with them.
-    pub fn watch_files(&self, files: crate::store::files::FileIdentity) {
-        let _ = self.files.set(files);
+    /// How to check the database files (`FileIdentity::check`); from now on
+    /// `check_files` asks it. The first one given stays.
+    pub fn watch_files(&self, check: impl Fn() -> Result<(), String> + Send + Sync + 'static) {
+        let _ = self.files.set(Box::new(check));
     }
 
     /// `Err(reason)` when the database's paths no longer name the files the writer has
@@ -187,7 +193,7 @@ impl Health {
         if let Some(f) = self.database_fault_reason() {
             return Err(f.message);
         }
-        if let Some(Err(reason)) = self.files.get().map(|f| f.check()) {
+        if let Some(Err(reason)) = self.files.get().map(|check| check()) {
             if self.database_fault(reason.clone()) {
                 tracing::error!(reason = %reason, "database files changed under the daemon; writes are refused until a restart");
             }

@@ -178,9 +178,8 @@ async fn a_lost_group_is_undone_and_the_next_status_writes_it_again() {
 #[actix_rt::test]
 async fn a_group_is_not_committed_into_a_replaced_database() {
     let mut r = rig(&["a"]).await;
-    r.creator
-        .health
-        .watch_files(store::files::FileIdentity::capture(&r.db).unwrap());
+    let files = store::files::FileIdentity::capture(&r.db).unwrap();
+    r.creator.health.watch_files(move || files.check());
     status(&mut r.creator, printing("a", "one.3mf"));
     // An operator restores a copy over the live file while the group is open.
     let copy = r.db.with_extension("copy");
