@@ -18,7 +18,7 @@
 //!   webhook queue) and for the file check below. An idle farm wakes it twice a minute.
 //! - something committed: the next checkpoint comes `interval` after the last one when
 //!   the WAL was large (`BUSY_FRAMES` at the last checkpoint: a busy farm), and
-//!   `QUIET_TICKS` intervals after it when small (a small farm's progress writes are
+//!   `QUIET_INTERVALS` intervals after it when small (a small farm's progress writes are
 //!   copied and fsynced every ten seconds, not every second). It sleeps until then.
 //!
 //! Each time it wakes it also checks that the database's paths still name the files the
@@ -55,9 +55,7 @@ pub struct Checkpointer {
 
 /// What the writer holds to wake an idle checkpoint thread after it commits.
 #[derive(Clone)]
-pub struct Nudge(Arc<NudgeInner>);
-
-struct NudgeInner {
+pub struct Nudge {
     /// Set by the thread while it sleeps with nothing to do; a commit then wakes it.
     idle: Arc<AtomicBool>,
     thread: Thread,
@@ -67,8 +65,8 @@ impl Nudge {
     /// The writer committed. Wakes the thread only if it sleeps idle (once per idle
     /// spell); otherwise one atomic swap.
     pub fn committed(&self) {
-        if self.0.idle.swap(false, Ordering::AcqRel) {
-            self.0.thread.unpark();
+        if self.idle.swap(false, Ordering::AcqRel) {
+            self.thread.unpark();
         }
     }
 }
@@ -76,7 +74,7 @@ impl Nudge {
 /// How the thread paces itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
-    /// Between checkpoints of a busy farm (`QUIET_TICKS` of them for a small WAL).
+    /// Between checkpoints of a busy farm (`QUIET_INTERVALS` of them for a small WAL).
     pub interval: Duration,
     /// Longest sleep with nothing committed.
     pub idle: Duration,
@@ -106,10 +104,10 @@ impl Checkpointer {
                 move || run(conn, &path, pace, &stop, &idle, health.as_deref())
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?;
-        let nudge = Nudge(Arc::new(NudgeInner {
+        let nudge = Nudge {
             idle,
             thread: thread.thread().clone(),
-        }));
+        };
         Ok(Self {
             stop,
             nudge,
@@ -155,11 +153,11 @@ struct Checkpointed {
 }
 
 /// A WAL this many frames long at a checkpoint means a busy farm: the next checkpoint
-/// comes one `interval` after it. Below it the next waits `QUIET_TICKS` intervals,
+/// comes one `interval` after it. Below it the next waits `QUIET_INTERVALS` intervals,
 /// so a small farm's few progress writes are copied (and fsynced) every ten seconds,
 /// not every second; its WAL stays a few hundred KB (issue 21).
 const BUSY_FRAMES: i64 = 256;
-const QUIET_TICKS: u32 = 10;
+const QUIET_INTERVALS: u32 = 10;
 
 /// SQLite's `PRAGMA data_version` of this connection: changes when another connection
 /// has committed since it was last read.
@@ -220,7 +218,7 @@ fn run(
                 wait = if c.frames >= BUSY_FRAMES {
                     pace.interval
                 } else {
-                    pace.interval.saturating_mul(QUIET_TICKS)
+                    pace.interval.saturating_mul(QUIET_INTERVALS)
                 };
                 if failing {
                     failing = false;
