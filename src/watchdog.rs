@@ -24,10 +24,12 @@ use tokio::task::JoinHandle;
 
 use crate::health::Health;
 
-/// How often the watchdog looks at the essential actors when nothing has panicked: the
-/// backstop for an actor that stopped without a panic. Checking is one atomic load per
-/// actor; the cadence is slow so an idle daemon does not wake for it (issue 21).
-const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the watchdog looks at the essential actors when nothing has woken it: a
+/// panic wakes it (the panic hook), and so does an essential actor that stops
+/// ([`look_now`] from its `stopped`); this is the backstop for a stop neither saw.
+/// Checking is one atomic load per actor; the cadence is slow so an idle daemon does
+/// not wake for it (a 2 s check was a tenth of an idle farm's wake-ups, issue 21).
+const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// After a panic (the panic hook wakes the watchdog at once), how often and for how
 /// long it looks: the panicking actor's mailbox closes as its task unwinds, a moment
 /// after the hook runs. A dead writer is noticed within milliseconds of its panic.
@@ -113,8 +115,16 @@ struct Panic {
 }
 
 static LAST_PANIC: Mutex<Option<Panic>> = Mutex::new(None);
-/// Woken by the panic hook: the watchdog looks at once instead of at its next check.
+/// Woken by the panic hook and by [`look_now`]: the watchdog looks at once instead of
+/// at its next check.
 static PANICKED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Wakes the watchdog to look at the essential actors at once: called by each of them
+/// when it stops. A deliberate stop (the daemon shutting down) aborts the watchdog
+/// first, so this only matters when nobody meant it.
+pub fn look_now() {
+    PANICKED.notify_waiters();
+}
 
 /// Keeps the last panic's location and message (capped), then runs the previous hook
 /// (which prints it as usual).

@@ -410,3 +410,64 @@ async fn a_wrong_case_serial_is_reported_not_silently_ignored() {
     addr.do_send(Stop);
     farm.shutdown().await;
 }
+
+/// A P1P lags when it is asked for full reports more often than every five minutes
+/// (protocols.md §2.3): at a 1 s monitoring interval the printer still answers one
+/// `pushall` (the connect's) in the first minutes, and the session stays fed by deltas.
+#[actix::test]
+async fn a_p1_is_asked_for_a_full_report_at_connect_not_every_interval() {
+    let farm = farm().bambu(1, Style::P1).start().await.unwrap();
+    let (sink, mut ev) = collector();
+    let (id, addr, _settings) = start(&farm, 0, sink, 1);
+    connected(&mut ev, &id).await;
+    // A print that moves a percent a second, so its deltas carry news.
+    farm.control(
+        &id,
+        Action::Print {
+            file: "long.3mf".into(),
+            duration_s: 100,
+            layers: Some(40),
+        },
+    )
+    .await
+    .unwrap();
+    ev.wait_for(&id, "printing", |s| s.state == S::Printing)
+        .await;
+    let printing_at = ev.of(&id).count();
+    // Six intervals: each would have held a pushall before.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let full = |farm: &SimFarm| {
+        farm.report_log(&id)
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.json())
+            .filter(|j| j["print"]["msg"] == 0)
+            .count()
+    };
+    assert_eq!(
+        full(&farm),
+        1,
+        "full reports answered: {}",
+        ev.tail(&id, 20)
+    );
+    // The printer's once-a-second deltas keep coming, and keep the status whole.
+    ev.drain_ready();
+    let later: Vec<_> = ev.of(&id).skip(printing_at).cloned().collect();
+    assert!(later.len() >= 3, "{}", ev.tail(&id, 20));
+    assert!(
+        later.windows(2).all(|w| w[1].progress >= w[0].progress)
+            && later.last().unwrap().progress > later[0].progress,
+        "{}",
+        ev.tail(&id, 20)
+    );
+    assert!(
+        later.iter().all(|s| s.connection == C::Connected
+            && s.state == S::Printing
+            && s.filename.as_deref() == Some("long.3mf")
+            && s.total_layers == Some(40)),
+        "{}",
+        ev.tail(&id, 20)
+    );
+    addr.do_send(Stop);
+    farm.shutdown().await;
+}

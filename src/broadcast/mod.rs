@@ -181,6 +181,10 @@ impl Actor for Broadcaster {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
     }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        crate::watchdog::look_now();
+    }
 }
 
 /// Publish an event to every client whose filter accepts it.

@@ -19,7 +19,8 @@ pub const MAX_MONITORING_INTERVAL: u64 = 3600;
 pub struct Settings {
     /// Create a job automatically when a print starts on a printer.
     pub job_creation_auto_create: bool,
-    /// Seconds between polls of polled printers and between Bambu `pushall` refreshes.
+    /// Seconds between polls of polled printers and between Bambu `pushall` refreshes
+    /// (those at most once in five minutes: `bambu::PUSHALL_MIN_GAP`).
     pub monitoring_interval: u64,
 }
 

@@ -219,6 +219,7 @@ impl Actor for JobCreator {
         self.commit();
         let plan = self.book.flush_all();
         self.write_progress(plan);
+        crate::watchdog::look_now();
     }
 }
 

@@ -49,6 +49,7 @@ impl Actor for PrinterManager {
         for (_, actor) in self.running.drain() {
             actor.do_send(Stop);
         }
+        crate::watchdog::look_now();
     }
 }
 

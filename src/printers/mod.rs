@@ -8,6 +8,8 @@ mod bad_payloads;
 pub mod bambu;
 pub mod control;
 pub mod driver;
+#[cfg(test)]
+mod driver_tests;
 mod event;
 #[cfg(test)]
 mod fuzz;
@@ -19,5 +21,5 @@ pub mod sanitize;
 
 pub use crate::domain::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 pub use actor::{Control, PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
-pub use driver::Tuning;
+pub use driver::{Tuning, resend_next_statuses};
 pub use event::PrinterEvent;

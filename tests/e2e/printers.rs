@@ -309,3 +309,70 @@ async fn a_new_monitoring_interval_applies_without_a_restart() {
     assert_eq!(code, 200);
     r.wait_jobs("", "the print seen", |j| j.len() == 1).await;
 }
+
+/// An idle P1 reports every few seconds for its Wi-Fi reading alone. Those answers are
+/// not news: `last_seen` moves on `GET /api/v1/printers/{id}`, but no `printer_status`
+/// goes out, the status's `updated_at` stays, and /metrics counts them as unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_printers_unchanged_answers_move_last_seen_without_a_status() {
+    let r = Rig::start(rig::p1(1)).await;
+    let id = r.sim.printers()[0].id.clone();
+    let mut ws = r.d.ws().await;
+    ws.subscribe(json!({"events": ["printer_status"], "printer_ids": [id]}))
+        .await;
+    let (_, before) = r.d.get(&format!("/api/v1/printers/{id}")).await;
+    let seen_before = before["last_seen"].as_str().unwrap().to_owned();
+    let reports_before = r.sim.status(&id).unwrap().reports_sent;
+
+    let after = r
+        .wait_printer(&id, "last_seen moved by a later answer", |p| {
+            p["last_seen"].as_str().is_some_and(|s| *s > *seen_before)
+        })
+        .await;
+    assert!(
+        r.sim.status(&id).unwrap().reports_sent > reports_before,
+        "the printer reported in between"
+    );
+    assert_eq!(after["state"], "idle", "{after}");
+    assert_eq!(
+        after["updated_at"], before["updated_at"],
+        "no new status was made: {before} -> {after}"
+    );
+    // A status made before the window may still arrive (the Broadcaster holds a
+    // printer's statuses to one a second); none made after it.
+    let mut statuses = Vec::new();
+    while let Some(m) = ws.next_json(Duration::from_millis(1500)).await {
+        if m["type"] == "printer_status"
+            && m["data"]["updated_at"].as_str() > before["updated_at"].as_str()
+        {
+            statuses.push(m);
+        }
+    }
+    assert!(
+        statuses.is_empty(),
+        "printer_status for nothing new: {statuses:?}"
+    );
+    let metrics =
+        r.d.http
+            .get(r.d.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    let unchanged = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("printfarmd_printer_statuses_unchanged_total{type=\"bambu\"} ")?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no unchanged-status counter on /metrics:\n{metrics}"));
+    assert!(unchanged >= 1.0, "{unchanged}");
+
+    // News still goes out at once.
+    r.act(&id, print("news.3mf", 30)).await;
+    let m = ws.next_of("printer_status").await;
+    assert_eq!(m["data"]["id"], id.as_str(), "{m}");
+}

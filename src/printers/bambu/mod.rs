@@ -4,7 +4,8 @@
 //! A session: connect (TCP nodelay, TLS with a pinned certificate, login `bblp` / access
 //! code, all under one connect timeout) → on CONNACK subscribe `device/{serial}/report`
 //! and ask for `pushall` → merge every report into [`state::BambuState`] and send the
-//! status → `pushall` again every `monitoring_interval` → the [`watchdog::Watchdog`]
+//! status → `pushall` again every `monitoring_interval`, but at most once in
+//! [`PUSHALL_MIN_GAP`] (P1P lags when asked more often) → the [`watchdog::Watchdog`]
 //! reconnects a printer that went quiet. rumqttc's event loop runs in its own task and
 //! hands events over a bounded channel, so no timer here can cancel it half-way through
 //! writing a packet, and a slow status sink slows only this printer's reading.
@@ -61,6 +62,18 @@ const REQUEST_CAPACITY: usize = 8;
 const INFLIGHT: u16 = 4;
 
 pub const PUSHALL: &str = r#"{"pushing":{"sequence_id":"0","command":"pushall"}}"#;
+/// Least time between two periodic `pushall`s, whatever the interval: a P1P lags when
+/// asked more often than every five minutes, and an X1 needs none after connect
+/// (protocols.md §2.3). A live session loses no report (MQTT over TCP), so the periodic
+/// one only re-syncs fields a delta printer sends once (§7.1 quirk 11); the connect's
+/// `pushall` and the watchdog's nudge are not held back by it.
+pub const PUSHALL_MIN_GAP: Duration = Duration::from_secs(300);
+
+/// Time between periodic `pushall`s at monitoring interval `interval`.
+pub fn pushall_every(interval: Duration) -> Duration {
+    interval.max(PUSHALL_MIN_GAP)
+}
+
 /// "Resume reporting", sent with a `pushall` by the watchdog (protocols.md §2.3).
 pub const PUSHING_START: &str = r#"{"pushing":{"sequence_id":"0","command":"start"}}"#;
 
@@ -212,13 +225,13 @@ impl<'a> Session<'a> {
         let mut dog = Watchdog::new(Instant::now());
         let mut last_pushall = Instant::now();
         // The wait before the first periodic pushall is longer by a random share of the
-        // interval (`driver::request_phase`), so the farm's pushalls spread over it.
+        // wait (`driver::request_phase`), so the farm's pushalls spread over it.
         let mut phase = 0.0;
         let mut settings_open = true;
         let mut commands_open = true;
         loop {
             let interval = self.ctx.interval();
-            let next_pushall = last_pushall + interval.mul_f64(1.0 + phase);
+            let next_pushall = last_pushall + pushall_every(interval).mul_f64(1.0 + phase);
             let dog_at = dog.deadline(interval);
             let snapshot_due = connected_at + snapshot_wait(interval);
             let wake = tokio::select! {
@@ -273,6 +286,7 @@ impl<'a> Session<'a> {
                         );
                         self.publish(&client, PUSHALL);
                         self.publish(&client, PUSHING_START);
+                        last_pushall = now;
                     }
                     Some(Bark::Reconnect) if !snapshot_seen => {
                         return self.no_reports(dog.silent_for(now));
@@ -351,8 +365,8 @@ impl<'a> Session<'a> {
     async fn on_report(&mut self, payload: &[u8], snapshot_seen: &mut bool) {
         match self.state.apply_bytes(payload, MAX_REPORT_BYTES) {
             Ok(Applied::Status) => {
+                self.ctx.reporter.heard();
                 let st = self.ctx.reporter.status_mut();
-                st.last_seen = Some(time::now());
                 if !self.state.is_complete() {
                     return;
                 }
@@ -368,7 +382,7 @@ impl<'a> Session<'a> {
                 self.ctx.reporter.status_mut().first_after_connect = false;
             }
             Ok(Applied::Other) => {
-                self.ctx.reporter.status_mut().last_seen = Some(time::now());
+                self.ctx.reporter.heard();
                 self.pending.acknowledged(payload);
             }
             Err(e) => {

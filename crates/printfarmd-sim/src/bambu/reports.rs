@@ -130,6 +130,15 @@ impl BambuModel {
 
     /// The next report frame: the full object (X1) or the delta (P1).
     pub(super) fn frame(&mut self, rng: &mut StdRng) -> Bytes {
+        if matches!(self.phase, Phase::Printing { .. }) {
+            // A heater holds its target to a few tenths of a degree, and the reading
+            // moves from report to report (protocols.md §2.5's delta carries
+            // `"nozzle_temper": 219.8`): most reports of a print carry a new reading.
+            let mut near = |target: f64| target + f64::from(rng.random_range(-3i8..=3)) / 10.0;
+            let (nozzle, bed) = (near(220.0), near(60.0));
+            self.set("nozzle_temper", json!(nozzle));
+            self.set("bed_temper", json!(bed));
+        }
         if self.style == Style::P1 {
             // The A1/P1 Wi-Fi reading jitters; that alone makes a delta frame (§7.1 20).
             let dbm: i64 = rng.random_range(-60..=-40);
