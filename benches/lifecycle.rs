@@ -56,7 +56,6 @@ fn printing_status(printer: &PrinterId, start: Timestamp, progress: f64) -> Prin
         error: None,
         last_error: None,
         last_seen: Some(now),
-        seen: Default::default(),
         first_after_connect: false,
         observed_at: now,
         bad_data: Default::default(),

@@ -60,7 +60,6 @@ pub struct Metrics {
     pub backups: Family<ResultLabel, Counter>,
     pub ws_dropped: Counter,
     pub payloads_skipped: Family<TypeLabel, Counter>,
-    pub statuses_unchanged: Family<TypeLabel, Counter>,
     /// Unix time (s) of the newest good backup; 0 when none is known.
     last_backup_unix: AtomicI64,
 }
@@ -83,7 +82,6 @@ impl Metrics {
             backups: Family::default(),
             ws_dropped: Counter::default(),
             payloads_skipped: Family::default(),
-            statuses_unchanged: Family::default(),
             last_backup_unix: AtomicI64::new(0),
             registry: Registry::default(),
         };
@@ -127,11 +125,6 @@ impl Metrics {
             "Printer payloads skipped as malformed, oversized or wrongly typed, by printer type",
             m.payloads_skipped.clone(),
         );
-        registry.register(
-            "printer_statuses_unchanged",
-            "Printer answers that changed nothing but the time the printer was last seen, so no status was sent to the job writer, by printer type",
-            m.statuses_unchanged.clone(),
-        );
         // Every source and end status present from the start, at 0: a dashboard's
         // rate() needs the series before the first job.
         for source in ["auto", "discovered", "manual"] {
@@ -140,9 +133,6 @@ impl Metrics {
         // Every printer type too, so a type that never sent garbage shows 0, not nothing.
         for kind in crate::domain::PrinterType::ALL {
             let _ = m.payloads_skipped.get_or_create(&TypeLabel {
-                r#type: kind.as_str(),
-            });
-            let _ = m.statuses_unchanged.get_or_create(&TypeLabel {
                 r#type: kind.as_str(),
             });
         }
@@ -197,15 +187,6 @@ impl Metrics {
                 r#type: kind.as_str(),
             })
             .inc();
-    }
-
-    /// The counter of a printer type's unchanged statuses, for a driver to keep.
-    pub fn statuses_unchanged(&self, kind: crate::domain::PrinterType) -> Counter {
-        self.statuses_unchanged
-            .get_or_create(&TypeLabel {
-                r#type: kind.as_str(),
-            })
-            .clone()
     }
 
     pub fn http(&self, route: &'static str, code: u16, took: Duration) {

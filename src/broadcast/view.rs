@@ -153,7 +153,7 @@ pub fn view<'a>(entry: &'a Entry, live: Option<&'a Live>) -> PrinterView<'a> {
         },
         connection: s.map_or(ConnectionState::Connecting, |s| s.connection),
         state,
-        last_seen: s.and_then(PrinterStatus::seen).map(time::format),
+        last_seen: s.and_then(|s| s.last_seen).map(time::format),
         last_error: s.and_then(|s| s.last_error.as_deref()),
         error: s.and_then(|s| s.error.as_deref()),
         current_print,

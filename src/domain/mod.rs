@@ -21,7 +21,7 @@ mod printer;
 
 pub use event::EventKind;
 pub use job::{END_REASON_API_CANCEL, Job, JobPatch, MAX_END_REASON_LEN, MAX_NAME_LEN, NewJob};
-pub use printer::{BadData, ConnectionState, PrinterState, PrinterStatus, SeenClock, Temperatures};
+pub use printer::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 
 /// Longest printer id accepted. Ids appear in URLs, log lines and WebSocket filters;
 /// 64 characters is plenty for `bambu_x1c_rack3_slot12` style names.

@@ -2,9 +2,6 @@
 //! their protocol; the job lifecycle reads it as it is, and the Broadcaster shows it as
 //! `printer_status`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -93,13 +90,8 @@ pub struct PrinterStatus {
     /// Why the daemon cannot talk to the printer, in words a person can act on. Never
     /// holds a secret.
     pub last_error: Option<String>,
-    /// When data last arrived from the printer, as of this status.
+    /// When data last arrived from the printer.
     pub last_seen: Option<Timestamp>,
-    /// When data last arrived from the printer, as of now: the driver's clock, shared by
-    /// every copy of its statuses, so a reader sees an answer that changed nothing else
-    /// and was therefore not sent as a status (`Reporter::emit`). [`PrinterStatus::seen`]
-    /// reads the newer of the two.
-    pub seen: SeenClock,
     /// The first full status after a (re)connect: a snapshot, not a transition.
     pub first_after_connect: bool,
     /// When the driver produced this status.
@@ -130,102 +122,9 @@ impl PrinterStatus {
             error: None,
             last_error: None,
             last_seen: None,
-            seen: SeenClock::default(),
             first_after_connect: false,
             observed_at: at,
             bad_data: BadData::default(),
         }
-    }
-
-    /// When data last arrived from the printer: the newer of the status's own
-    /// `last_seen` and its driver's [`SeenClock`].
-    pub fn seen(&self) -> Option<Timestamp> {
-        self.last_seen.max(self.seen.get())
-    }
-
-    /// Whether this status tells anything `last` did not, apart from when it was
-    /// produced (`observed_at`) and when the printer was last heard from (`last_seen`,
-    /// `seen`): a status that tells nothing new need not be sent on. The first status
-    /// after a (re)connect is always news (the job writer reads it as a snapshot), and a
-    /// later one is not news for only losing that mark. Every field is named, so a new
-    /// one must be placed on one side or the other.
-    pub fn is_news_after(&self, last: &Self) -> bool {
-        if self.first_after_connect {
-            return true;
-        }
-        let other = last;
-        let PrinterStatus {
-            printer_id,
-            printer_type,
-            connection,
-            state,
-            filename,
-            job_name,
-            printer_job_id,
-            printer_start_time,
-            printer_end_time,
-            elapsed_s,
-            progress,
-            remaining_s,
-            layer,
-            total_layers,
-            temperatures,
-            error,
-            last_error,
-            last_seen: _,
-            seen: _,
-            first_after_connect: _,
-            observed_at: _,
-            bad_data,
-        } = self;
-        !(*printer_id == other.printer_id
-            && *printer_type == other.printer_type
-            && *connection == other.connection
-            && *state == other.state
-            && *filename == other.filename
-            && *job_name == other.job_name
-            && *printer_job_id == other.printer_job_id
-            && *printer_start_time == other.printer_start_time
-            && *printer_end_time == other.printer_end_time
-            && *elapsed_s == other.elapsed_s
-            && *progress == other.progress
-            && *remaining_s == other.remaining_s
-            && *layer == other.layer
-            && *total_layers == other.total_layers
-            && *temperatures == other.temperatures
-            && *error == other.error
-            && *last_error == other.last_error
-            && *bad_data == other.bad_data)
-    }
-}
-
-/// When a printer was last heard from (Unix milliseconds, 0: never), written by its
-/// driver on every usable answer and read wherever a copy of its status is. It only
-/// moves forward. Not part of a status's value: two statuses compare equal whatever
-/// their clocks say.
-#[derive(Clone, Debug, Default)]
-pub struct SeenClock(Arc<AtomicI64>);
-
-impl SeenClock {
-    pub fn mark(&self, at: Timestamp) {
-        self.0.fetch_max(at.timestamp_millis(), Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> Option<Timestamp> {
-        match self.0.load(Ordering::Relaxed) {
-            ms if ms > 0 => chrono::DateTime::from_timestamp_millis(ms),
-            _ => None,
-        }
-    }
-
-    /// Whether both are the same clock (not merely showing the same time).
-    pub fn same_clock(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl PartialEq for SeenClock {
-    fn eq(&self, _: &Self) -> bool {
-        true
     }
 }

@@ -39,7 +39,6 @@ impl JobCreator {
                 // it was, so the next status from this printer retries.
                 tracing::debug!(error = %e, "job write not made; will retry");
                 self.book.restore(mono());
-                crate::printers::resend_next_statuses();
                 if self.group.lost(&self.conn) {
                     self.commit();
                 }
@@ -95,7 +94,6 @@ impl JobCreator {
         let written = t0.elapsed();
         if self.track(r).is_err() {
             self.book.restore(mono());
-            crate::printers::resend_next_statuses();
             return;
         }
         self.book.confirm();
@@ -138,7 +136,6 @@ impl JobCreator {
             Err(e) => {
                 tracing::warn!(error = %e, "job writes not committed; the printers' next statuses write them again");
                 self.book.rolled_back(mono());
-                crate::printers::resend_next_statuses();
             }
         }
     }

@@ -12,7 +12,6 @@
 //! logged at most once a minute, and shown (`bad_data` on the status; a printer none of
 //! whose answers could be used shows `connection: "error"` and says why).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Recipient;
@@ -21,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep};
 
 use crate::config::{PrinterConfig, Settings};
-use crate::domain::{BadData, ConnectionState, PrinterStatus, SeenClock};
+use crate::domain::{BadData, ConnectionState, PrinterStatus};
 use crate::printers::PrinterEvent;
 use crate::printers::backoff::Backoff;
 use crate::printers::bad_payloads::{BadPayloads, EXCERPT_CHARS, excerpt};
@@ -34,26 +33,6 @@ use crate::time;
 /// the count move, rarely enough that a printer sending garbage ten times a second does
 /// not make ten statuses a second.
 pub const SKIPPED_STATUS_EVERY: Duration = Duration::from_secs(1);
-
-/// A status that tells nothing new (`PrinterStatus::is_news_after` the last one sent)
-/// is not sent, except this long after the last one: an idle Bambu printer reports
-/// every few seconds for its Wi-Fi reading alone, and an X1 sends its whole state every
-/// second while printing, most of it unchanged; each status wakes the job writer and
-/// the Broadcaster (issue 21). `last_seen` still moves on every answer
-/// (`PrinterStatus::seen`), and the writer and WebSocket clients get the status again
-/// at least this often.
-pub const UNCHANGED_STATUS_EVERY: Duration = Duration::from_secs(30);
-
-/// Bumped by the job writer when it undid decisions whose writes did not reach the
-/// disk: it decides again on each printer's next status, so every driver's next status
-/// is sent even if it says nothing new ([`resend_next_statuses`]).
-static RESEND_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// Makes every driver send its next status, new or not: the job writer calls it when it
-/// put its book back after a failed write (the next statuses retry the decisions).
-pub fn resend_next_statuses() {
-    RESEND_EPOCH.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Longest reason quoted in `last_error` when every answer was unusable (a parser's
 /// message may quote the printer's data).
@@ -163,12 +142,6 @@ pub struct Reporter {
     values: BadPayloads,
     bad_values: u64,
     last_skip_status: Option<Instant>,
-    /// The printer's clock of answers, in every status it sends.
-    seen: SeenClock,
-    /// The last status sent, when, and `RESEND_EPOCH` then.
-    last_sent: Option<(PrinterStatus, Instant, u64)>,
-    /// Statuses not sent because they said nothing new (for /metrics).
-    unchanged: prometheus_client::metrics::counter::Counter,
 }
 
 impl Reporter {
@@ -180,9 +153,6 @@ impl Reporter {
             values: BadPayloads::default(),
             bad_values: 0,
             last_skip_status: None,
-            seen: SeenClock::default(),
-            last_sent: None,
-            unchanged: crate::metrics::global().statuses_unchanged(cfg.kind),
         }
     }
 
@@ -245,14 +215,6 @@ impl Reporter {
         &mut self.status
     }
 
-    /// The printer answered: `last_seen` is now, on the status and at once on the
-    /// printer's [`SeenClock`], so readers see it whether or not a status follows.
-    pub fn heard(&mut self) {
-        let now = time::now();
-        self.status.last_seen = Some(now);
-        self.seen.mark(now);
-    }
-
     /// Changes the connection state and the reason; sends a status if either changed.
     pub async fn set_connection(&mut self, c: ConnectionState, last_error: Option<String>) {
         if self.status.connection == c && self.status.last_error == last_error {
@@ -265,9 +227,7 @@ impl Reporter {
     }
 
     /// Sends the current status, stamped now, after the boundary check: every value
-    /// the printer supplied is checked here, whichever driver filled it in. A status
-    /// that tells nothing the last one sent did not is not sent (`UNCHANGED_STATUS_EVERY`);
-    /// its `last_seen` still shows through the printer's [`SeenClock`].
+    /// the printer supplied is checked here, whichever driver filled it in.
     pub async fn emit(&mut self) {
         let now = time::now();
         self.status.observed_at = now;
@@ -284,31 +244,6 @@ impl Reporter {
             }
         }
         self.status.bad_data = self.bad_data();
-        if !self.status.seen.same_clock(&self.seen) {
-            // A driver that starts its status afresh (a new session) starts a new clock.
-            self.status.seen = self.seen.clone();
-        }
-        if let Some(t) = self.status.last_seen {
-            self.seen.mark(t);
-        }
-        let at = Instant::now();
-        let epoch = RESEND_EPOCH.load(Ordering::Relaxed);
-        match &mut self.last_sent {
-            Some((last, sent_at, sent_epoch))
-                if *sent_epoch == epoch
-                    && !self.status.is_news_after(last)
-                    && at.saturating_duration_since(*sent_at) < UNCHANGED_STATUS_EVERY =>
-            {
-                self.unchanged.inc();
-                return;
-            }
-            Some((last, sent_at, sent_epoch)) => {
-                last.clone_from(&self.status);
-                *sent_at = at;
-                *sent_epoch = epoch;
-            }
-            None => self.last_sent = Some((self.status.clone(), at, epoch)),
-        }
         let ev = PrinterEvent::Status(Box::new(self.status.clone()));
         self.send(ev).await;
     }

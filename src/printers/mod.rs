@@ -8,8 +8,6 @@ mod bad_payloads;
 pub mod bambu;
 pub mod control;
 pub mod driver;
-#[cfg(test)]
-mod driver_tests;
 mod event;
 #[cfg(test)]
 mod fuzz;
@@ -21,5 +19,5 @@ pub mod sanitize;
 
 pub use crate::domain::{BadData, ConnectionState, PrinterState, PrinterStatus, Temperatures};
 pub use actor::{Control, PrinterActor, SetPin, Stop, start_printer, start_printer_tuned};
-pub use driver::{Tuning, resend_next_statuses};
+pub use driver::Tuning;
 pub use event::PrinterEvent;

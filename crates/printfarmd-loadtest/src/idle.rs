@@ -264,7 +264,6 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
     let health0 = processed(&api).await;
-    let unchanged0 = unchanged(&api).await;
     let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
     let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
     let mut threads = Threads::open(daemon.pid);
@@ -281,7 +280,6 @@ async fn measure(
     let threads_at_end = procs::task_counts(daemon.pid).len();
     // After the window: the health request is the harness's, not the farm's.
     let health1 = processed(&api).await;
-    let unchanged1 = unchanged(&api).await;
     let jobs = api
         .get("/api/v1/jobs?status=running&limit=1")
         .await
@@ -324,8 +322,6 @@ async fn measure(
             "rss_anon_mb": round(d1.rss_anon_mb, 1),
             "rss_file_mb": round(d1.rss_file_mb, 1),
             "statuses_processed": statuses,
-            // Answers that changed nothing but last_seen (0 from daemons before the counter).
-            "statuses_unchanged": unchanged1.saturating_sub(unchanged0),
             "running_jobs_at_end": jobs["total_count"],
         },
         "simulator": {
@@ -333,15 +329,6 @@ async fn measure(
         },
         "note": "cpu_s is utime + stime of the daemon process (all threads) over the window, from /proc/PID/stat, in clock ticks of 1/clk_tck s (coarse for short windows); run_s is the sum over its threads of the run time in /proc/PID/task/TID/schedstat (ns), each thread sampled every second",
     }))
-}
-
-/// `printfarmd_printer_statuses_unchanged_total` summed over printer types (0 when the
-/// daemon has no such counter).
-async fn unchanged(api: &Control) -> u64 {
-    crate::counters_by_type(api, crate::UNCHANGED_SERIES)
-        .await
-        .values()
-        .sum()
 }
 
 /// `statuses_processed` from `/api/v1/health`, tried three times (a loaded host can make

@@ -83,10 +83,6 @@ pub struct LoadtestArgs {
     /// drive a release build.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
-    /// Binary to start as the simulator only (default: `--binary`): an A/B of two
-    /// daemons against one simulator.
-    #[arg(long, value_name = "PATH")]
-    pub sim_binary: Option<PathBuf>,
     /// Also write the summary to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -135,7 +131,6 @@ async fn run_async(args: &LoadtestArgs) -> anyhow::Result<serde_json::Value> {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("finding this binary")?,
     };
-    let sim_exe = args.sim_binary.clone().unwrap_or_else(|| exe.clone());
     let dir = tempfile_dir()?;
     let ticks = procs::clock_ticks();
     let s = |v: &str| v.to_owned();
@@ -143,7 +138,7 @@ async fn run_async(args: &LoadtestArgs) -> anyhow::Result<serde_json::Value> {
     // The simulator.
     let sim = procs::spawn(
         "simulator",
-        &sim_exe,
+        &exe,
         &[
             s("simulate"),
             s("--bambu"),
@@ -348,7 +343,6 @@ async fn measure(
     // The clock starts.
     let health0 = api.get("/api/v1/health").await?;
     let by_type0 = statuses_by_type(api).await;
-    let unchanged0 = counters_by_type(api, UNCHANGED_SERIES).await;
     let d0 = procs::usage(daemon.pid, ticks).unwrap_or_default();
     let s0 = procs::usage(sim.pid, ticks).unwrap_or_default();
     let h0 = procs::usage(std::process::id(), ticks).unwrap_or_default();
@@ -374,7 +368,6 @@ async fn measure(
     let h1 = procs::usage(std::process::id(), ticks).unwrap_or_default();
     let health1 = api.get("/api/v1/health").await?;
     let by_type1 = statuses_by_type(api).await;
-    let unchanged1 = counters_by_type(api, UNCHANGED_SERIES).await;
     let _ = stop_tx.send(true);
     let ws = clients::collect_ws(ws).await;
     let rest = rest.await.unwrap_or_default();
@@ -406,11 +399,6 @@ async fn measure(
     let updates = health1["statuses_processed"].as_u64().unwrap_or(0)
         - health0["statuses_processed"].as_u64().unwrap_or(0);
     let ups = updates as f64 / elapsed;
-    let unchanged = unchanged1
-        .values()
-        .sum::<u64>()
-        .saturating_sub(unchanged0.values().sum::<u64>());
-    let answers = updates + unchanged;
     let dcpu = d1.cpu_s - d0.cpu_s;
     let n = printers.len() as f64;
     let q = |h: &hist::Hist| serde_json::to_value(h.quantiles()).unwrap_or_default();
@@ -438,15 +426,12 @@ async fn measure(
             "per_second": round(ups, 1),
             "per_printer_per_second": round(ups / n, 3),
             "by_type": by_type1.iter().map(|(k, v)| (k.clone(), json!(v.saturating_sub(by_type0.get(k).copied().unwrap_or(0))))).collect::<serde_json::Map<_, _>>(),
-            "statuses_unchanged": unchanged,
-            "printer_answers": answers,
-            "note": "statuses_processed: statuses the JobCreator processed (GET /api/v1/health statuses_processed; by_type from /metrics printfarmd_statuses_processed_total): Bambu reports (~1/s while a print is under way, every 5 s idle, and the pushall answers at connect), PrusaLink polls (one per monitoring interval), OctoPrint polls plus push-socket messages (at most one a second while printing), Moonraker subscription updates (at most one a second while printing). statuses_unchanged: answers that changed nothing but last_seen, not sent to the JobCreator (printfarmd_printer_statuses_unchanged_total; absent from daemons before it, then 0). printer_answers: the two together, the same work at the printers' end whichever daemon runs",
+            "note": "statuses the JobCreator processed (GET /api/v1/health statuses_processed; by_type from /metrics printfarmd_statuses_processed_total): Bambu reports (~1/s while a print is under way, every 5 s idle, plus one pushall answer per monitoring interval), PrusaLink polls (one per monitoring interval), OctoPrint polls plus push-socket messages (at most one a second while printing), Moonraker subscription updates (at most one a second while printing)",
         },
         "daemon": {
             "cpu_s": round(dcpu, 2),
             "cpu_cores": round(dcpu / elapsed, 3),
             "cpu_s_per_1000_updates": round(if updates > 0 { dcpu * 1000.0 / updates as f64 } else { 0.0 }, 4),
-            "cpu_s_per_1000_answers": round(if answers > 0 { dcpu * 1000.0 / answers as f64 } else { 0.0 }, 4),
             "cpu_ms_per_printer_second": round(dcpu * 1000.0 / elapsed / n, 4),
             "peak_rss_mb_window": round(peak_rss, 1),
             "rss_mb_end": round(d1.rss_mb, 1),
@@ -488,26 +473,13 @@ async fn measure(
     }))
 }
 
-/// Printer answers the daemon's drivers did not send on because they changed nothing.
-pub(crate) const UNCHANGED_SERIES: &str = "printfarmd_printer_statuses_unchanged_total";
-
 /// `printfarmd_statuses_processed_total` per printer type from `/metrics`; empty when it
 /// cannot be read (the summary then shows no per-type figures, the run goes on).
 async fn statuses_by_type(api: &Control) -> std::collections::BTreeMap<String, u64> {
-    counters_by_type(api, "printfarmd_statuses_processed_total").await
-}
-
-/// A `{type="…"}` counter `series` per printer type from `/metrics`; empty when it cannot
-/// be read or the daemon has no such series.
-pub(crate) async fn counters_by_type(
-    api: &Control,
-    series: &str,
-) -> std::collections::BTreeMap<String, u64> {
     let text = api.text("/metrics").await.unwrap_or_default();
-    let prefix = format!("{series}{{type=\"");
     text.lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix(prefix.as_str())?;
+            let rest = l.strip_prefix("printfarmd_statuses_processed_total{type=\"")?;
             let (kind, value) = rest.split_once("\"} ")?;
             Some((kind.to_owned(), value.trim().parse::<f64>().ok()? as u64))
         })

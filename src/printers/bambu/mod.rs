@@ -4,8 +4,7 @@
 //! A session: connect (TCP nodelay, TLS with a pinned certificate, login `bblp` / access
 //! code, all under one connect timeout) → on CONNACK subscribe `device/{serial}/report`
 //! and ask for `pushall` → merge every report into [`state::BambuState`] and send the
-//! status → `pushall` again every `monitoring_interval`, but at most once in
-//! [`PUSHALL_MIN_GAP`] (P1P lags when asked more often) → the [`watchdog::Watchdog`]
+//! status → `pushall` again every `monitoring_interval` (at most every [`PUSHALL_MIN_GAP`]) → the [`watchdog::Watchdog`]
 //! reconnects a printer that went quiet. rumqttc's event loop runs in its own task and
 //! hands events over a bounded channel, so no timer here can cancel it half-way through
 //! writing a packet, and a slow status sink slows only this printer's reading.
@@ -62,18 +61,8 @@ const REQUEST_CAPACITY: usize = 8;
 const INFLIGHT: u16 = 4;
 
 pub const PUSHALL: &str = r#"{"pushing":{"sequence_id":"0","command":"pushall"}}"#;
-/// Least time between two periodic `pushall`s, whatever the interval: a P1P lags when
-/// asked more often than every five minutes, and an X1 needs none after connect
-/// (protocols.md §2.3). A live session loses no report (MQTT over TCP), so the periodic
-/// one only re-syncs fields a delta printer sends once (§7.1 quirk 11); the connect's
-/// `pushall` and the watchdog's nudge are not held back by it.
+/// Least time between periodic `pushall`s: a P1P lags if asked more often (protocols.md §2.3).
 pub const PUSHALL_MIN_GAP: Duration = Duration::from_secs(300);
-
-/// Time between periodic `pushall`s at monitoring interval `interval`.
-pub fn pushall_every(interval: Duration) -> Duration {
-    interval.max(PUSHALL_MIN_GAP)
-}
-
 /// "Resume reporting", sent with a `pushall` by the watchdog (protocols.md §2.3).
 pub const PUSHING_START: &str = r#"{"pushing":{"sequence_id":"0","command":"start"}}"#;
 
@@ -224,14 +213,13 @@ impl<'a> Session<'a> {
         let mut snapshot_seen = false;
         let mut dog = Watchdog::new(Instant::now());
         let mut last_pushall = Instant::now();
-        // The wait before the first periodic pushall is longer by a random share of the
-        // wait (`driver::request_phase`), so the farm's pushalls spread over it.
+        // A random share of the wait (`driver::request_phase`) spreads the farm's pushalls.
         let mut phase = 0.0;
         let mut settings_open = true;
         let mut commands_open = true;
         loop {
             let interval = self.ctx.interval();
-            let next_pushall = last_pushall + pushall_every(interval).mul_f64(1.0 + phase);
+            let next_pushall = last_pushall + interval.max(PUSHALL_MIN_GAP).mul_f64(1.0 + phase);
             let dog_at = dog.deadline(interval);
             let snapshot_due = connected_at + snapshot_wait(interval);
             let wake = tokio::select! {
@@ -365,8 +353,8 @@ impl<'a> Session<'a> {
     async fn on_report(&mut self, payload: &[u8], snapshot_seen: &mut bool) {
         match self.state.apply_bytes(payload, MAX_REPORT_BYTES) {
             Ok(Applied::Status) => {
-                self.ctx.reporter.heard();
                 let st = self.ctx.reporter.status_mut();
+                st.last_seen = Some(time::now());
                 if !self.state.is_complete() {
                     return;
                 }
@@ -382,7 +370,7 @@ impl<'a> Session<'a> {
                 self.ctx.reporter.status_mut().first_after_connect = false;
             }
             Ok(Applied::Other) => {
-                self.ctx.reporter.heard();
+                self.ctx.reporter.status_mut().last_seen = Some(time::now());
                 self.pending.acknowledged(payload);
             }
             Err(e) => {
