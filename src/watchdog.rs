@@ -74,14 +74,14 @@ pub fn spawn(
                 .map(|(n, _)| *n)
         };
         let name = 'watch: loop {
-            // Armed before the check, so a panic in between is not missed.
-            let panicked = PANICKED.notified();
+            // Armed before the check, so a panic or a stop in between is not missed.
+            let woken = LOOK.notified();
             if let Some(name) = dead() {
                 break name;
             }
             tokio::select! {
                 _ = tokio::time::sleep(CHECK_INTERVAL) => {}
-                _ = panicked => {
+                _ = woken => {
                     let until = Instant::now() + AFTER_PANIC_FOR;
                     while Instant::now() < until {
                         if let Some(name) = dead() {
@@ -117,13 +117,13 @@ struct Panic {
 static LAST_PANIC: Mutex<Option<Panic>> = Mutex::new(None);
 /// Woken by the panic hook and by [`look_now`]: the watchdog looks at once instead of
 /// at its next check.
-static PANICKED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static LOOK: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Wakes the watchdog to look at the essential actors at once: called by each of them
 /// when it stops. A deliberate stop (the daemon shutting down) aborts the watchdog
 /// first, so this only matters when nobody meant it.
 pub fn look_now() {
-    PANICKED.notify_waiters();
+    LOOK.notify_waiters();
 }
 
 /// Keeps the last panic's location and message (capped), then runs the previous hook
@@ -153,7 +153,7 @@ fn install_panic_hook() {
                     text,
                 });
             }
-            PANICKED.notify_waiters();
+            LOOK.notify_waiters();
             previous(info);
         }));
     });

@@ -436,20 +436,14 @@ async fn a_p1_is_asked_for_a_full_report_at_connect_not_every_interval() {
     let printing_at = ev.of(&id).count();
     // Six intervals: each would have held a pushall before.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let full = |farm: &SimFarm| {
-        farm.report_log(&id)
-            .unwrap()
-            .iter()
-            .filter_map(|r| r.json())
-            .filter(|j| j["print"]["msg"] == 0)
-            .count()
-    };
-    assert_eq!(
-        full(&farm),
-        1,
-        "full reports answered: {}",
-        ev.tail(&id, 20)
-    );
+    let full = farm
+        .report_log(&id)
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.json())
+        .filter(|j| j["print"]["msg"] == 0)
+        .count();
+    assert_eq!(full, 1, "full reports answered: {}", ev.tail(&id, 20));
     // The printer's once-a-second deltas keep coming, and keep the status whole.
     ev.drain_ready();
     let later: Vec<_> = ev.of(&id).skip(printing_at).cloned().collect();
