@@ -73,7 +73,9 @@ pub async fn run(
     let settings_rx = setup.subscribe();
     let printers = setup.printers().clone();
     let live = LiveStates::default();
-    let broadcaster = Broadcaster::new().start();
+    let broadcaster = Broadcaster::new();
+    let status_listeners = broadcaster.status_listeners();
+    let broadcaster = broadcaster.start();
     let integrations = crate::notify::Integrations::start(
         &config.webhooks,
         config.mqtt.as_ref(),
@@ -94,7 +96,9 @@ pub async fn run(
         let nudge = checkpointer.as_ref().map(|c| c.nudge());
         JobCreator::start_in_arbiter(&creator_thread.handle(), move |ctx| {
             ctx.set_mailbox_capacity(crate::jobs::creator::MAILBOX_CAPACITY);
-            JobCreator::with_setup(conn, broadcaster, setup, live, health).nudging(nudge)
+            JobCreator::with_setup(conn, broadcaster, setup, live, health)
+                .nudging(nudge)
+                .statuses_for(status_listeners)
         })
     };
     // (No progress ticker: the JobCreator sets a timer for the progress it has to write,

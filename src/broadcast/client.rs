@@ -13,6 +13,7 @@
 //! `seq` go backwards: 4 times in 4,574 messages in the demo).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -80,6 +81,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether it takes `printer_status` events of at least one printer.
+    pub fn takes_statuses(&self) -> bool {
+        self.events == 0 || self.events & EventKind::PrinterStatus.bit() != 0
+    }
+
     pub fn accepts(&self, kind: EventKind, printer: Option<&PrinterId>) -> bool {
         if self.events != 0 && self.events & kind.bit() == 0 {
             return false;
@@ -152,8 +158,36 @@ pub struct Batch {
     pub close: Option<CloseReason>,
 }
 
+/// How many clients' filters take `printer_status` events, shared by the Broadcaster's
+/// clients and read by the JobCreator, which builds and sends a status event only while
+/// one does: with no dashboard open (most of a small farm's day) a status costs the
+/// System thread nothing (issue 21). Kept by each `Client` itself: counted when it is
+/// made, moved by `set_filter`, given back when the last handle on it is dropped, so
+/// it never undercounts.
+#[derive(Clone, Default, Debug)]
+pub struct StatusListeners(Arc<AtomicUsize>);
+
+impl StatusListeners {
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+
+    fn count(&self, yes: bool) {
+        if yes {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn uncount(&self, yes: bool) {
+        if yes {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 pub struct Client {
     pub id: u64,
+    listeners: StatusListeners,
     state: Mutex<State>,
     /// Wakes the writer when there is something to send.
     pub ready: Notify,
@@ -163,11 +197,32 @@ pub struct Client {
     pub internal: std::sync::atomic::AtomicBool,
 }
 
+impl Drop for Client {
+    fn drop(&mut self) {
+        let takes = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .filter
+            .takes_statuses();
+        self.listeners.uncount(takes);
+    }
+}
+
 impl Client {
     pub fn new(id: u64) -> Self {
+        Self::counted_in(id, StatusListeners::default())
+    }
+
+    /// A client counted in `listeners` while its filter takes statuses (a new client's
+    /// filter takes everything).
+    pub fn counted_in(id: u64, listeners: StatusListeners) -> Self {
+        let state = State::default();
+        listeners.count(state.filter.takes_statuses());
         Self {
             id,
-            state: Mutex::new(State::default()),
+            listeners,
+            state: Mutex::new(state),
             ready: Notify::new(),
             abort: Notify::new(),
             internal: Default::default(),
@@ -181,7 +236,13 @@ impl Client {
     }
 
     pub fn set_filter(&self, f: Filter) {
-        self.lock().filter = f;
+        let mut st = self.lock();
+        let (was, is) = (st.filter.takes_statuses(), f.takes_statuses());
+        st.filter = f;
+        if was != is {
+            self.listeners.count(is);
+            self.listeners.uncount(was);
+        }
     }
 
     pub fn is_closing(&self) -> bool {
@@ -313,6 +374,38 @@ mod tests {
             seq,
             msg: msg.clone(),
         }
+    }
+
+    #[test]
+    fn clients_are_counted_as_status_listeners_while_their_filter_takes_statuses() {
+        let l = StatusListeners::default();
+        assert!(!l.any());
+        let a = Client::counted_in(1, l.clone());
+        let b = Client::counted_in(2, l.clone());
+        assert!(l.any(), "a new client takes every event");
+        let jobs = || Filter {
+            events: EventKind::JobUpdated.bit(),
+            printer_ids: HashSet::new(),
+        };
+        a.set_filter(jobs());
+        a.set_filter(jobs());
+        assert!(l.any(), "b still takes statuses");
+        b.set_filter(Filter {
+            events: EventKind::PrinterStatus.bit(),
+            printer_ids: [p("x")].into(),
+        });
+        assert!(l.any(), "statuses of one printer are statuses");
+        b.set_filter(jobs());
+        assert!(!l.any());
+        a.set_filter(Filter::default());
+        assert!(l.any());
+        drop(b);
+        assert!(l.any());
+        drop(a);
+        assert!(
+            !l.any(),
+            "a dropped client gives its count back, and only once"
+        );
     }
 
     fn texts(b: Batch) -> Vec<String> {

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use actix::prelude::*;
 
-pub use client::{Client, CloseReason, Encoded, Filter};
+pub use client::{Client, CloseReason, Encoded, Filter, StatusListeners};
 pub use event::{Event, EventKind};
 pub mod view;
 
@@ -61,11 +61,18 @@ pub struct Broadcaster {
     due: VecDeque<(Instant, PrinterId)>,
     /// The flush timer, armed while `due` is not empty.
     flush_timer: Option<SpawnHandle>,
+    /// The clients whose filters take statuses (see `StatusListeners`).
+    listeners: StatusListeners,
 }
 
 impl Broadcaster {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The count of its clients that take `printer_status` events, for the JobCreator.
+    pub fn status_listeners(&self) -> StatusListeners {
+        self.listeners.clone()
     }
 
     /// Gives each event its sequence number, encodes it once and offers the lot to
@@ -229,7 +236,7 @@ impl Handler<Connect> for Broadcaster {
     type Result = MessageResult<Connect>;
     fn handle(&mut self, _: Connect, _: &mut Self::Context) -> Self::Result {
         self.next_client += 1;
-        let c = Arc::new(Client::new(self.next_client));
+        let c = Arc::new(Client::counted_in(self.next_client, self.listeners.clone()));
         self.clients.insert(c.id, c.clone());
         MessageResult(c)
     }

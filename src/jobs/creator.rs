@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::book::{Created, JobBook, Now};
 use crate::broadcast::view::LiveStates;
-use crate::broadcast::{Broadcaster, Event};
+use crate::broadcast::{Broadcaster, Event, StatusListeners};
 use crate::config::Settings;
 use crate::domain::{Job, JobId, JobPatch, NewJob};
 use crate::health::Health;
@@ -74,6 +74,8 @@ pub struct JobCreator {
     pub(super) flush_timer: Option<(Instant, SpawnHandle)>,
     /// Wakes an idle checkpoint thread after a commit (`store::checkpoint`).
     pub(super) checkpoint: Option<store::checkpoint::Nudge>,
+    /// Who takes `printer_status` events; `None`: send them whoever listens.
+    pub(super) status_listeners: Option<StatusListeners>,
 }
 
 impl JobCreator {
@@ -109,6 +111,7 @@ impl JobCreator {
             me: None,
             flush_timer: None,
             checkpoint: None,
+            status_listeners: None,
         };
         me.load_jobs();
         me
@@ -135,6 +138,13 @@ impl JobCreator {
     /// Wakes the checkpoint thread after each group commit when it sleeps idle.
     pub fn nudging(mut self, nudge: Option<store::checkpoint::Nudge>) -> Self {
         self.checkpoint = nudge;
+        self
+    }
+
+    /// Builds and sends `printer_status` events only while a client of the Broadcaster
+    /// takes them (the live view REST reads is kept either way).
+    pub fn statuses_for(mut self, listeners: StatusListeners) -> Self {
+        self.status_listeners = Some(listeners);
         self
     }
 

@@ -30,13 +30,18 @@ impl JobCreator {
         let _ = self.execute(plan, true);
         let job_id = self.book.open_job_id(&s.printer_id).cloned();
         let live = Live { status: s, job_id };
-        let ev = Event::new(
-            EventKind::PrinterStatus,
-            Some(live.status.printer_id.clone()),
-            view::view(&entry, Some(&live)),
-        );
+        let listened = self.status_listeners.as_ref().is_none_or(|l| l.any());
+        let ev = listened.then(|| {
+            Event::new(
+                EventKind::PrinterStatus,
+                Some(live.status.printer_id.clone()),
+                view::view(&entry, Some(&live)),
+            )
+        });
         self.live.set(live);
-        self.publish(ev);
+        if let Some(ev) = ev {
+            self.publish(ev);
+        }
         if self.group.is_old() {
             self.commit();
         }

@@ -24,6 +24,7 @@ use crate::time;
 struct Rig {
     creator: JobCreator,
     client: Arc<Client>,
+    live: LiveStates,
     db: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -36,7 +37,9 @@ async fn rig(printers: &[&str]) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let conn = store::open_writer(&db).unwrap();
-    let broadcaster = Broadcaster::new().start();
+    let broadcaster = Broadcaster::new();
+    let listeners = broadcaster.status_listeners();
+    let broadcaster = broadcaster.start();
     let client = broadcaster.send(Connect).await.unwrap();
     let registry = PrinterRegistry::default();
     for id in printers {
@@ -61,17 +64,20 @@ async fn rig(printers: &[&str]) -> Rig {
         monitoring_interval: 30,
     })
     .0;
+    let live = LiveStates::default();
     let creator = JobCreator::new(
         conn,
         broadcaster,
         settings,
         registry,
-        LiveStates::default(),
+        live.clone(),
         Arc::new(Health::default()),
-    );
+    )
+    .statuses_for(listeners);
     Rig {
         creator,
         client,
+        live,
         db,
         _dir: dir,
     }
@@ -144,6 +150,51 @@ async fn statuses_share_one_commit_and_their_events_wait_for_it() {
     status(&mut r.creator, PrinterEvent::Status(idle));
     assert!(!r.creator.group.is_open());
     assert_eq!(events(&r.client).await, ["\"printer_status\""]);
+}
+
+/// A filter that takes only the job events.
+fn jobs_only() -> crate::broadcast::Filter {
+    use crate::broadcast::EventKind;
+    crate::broadcast::Filter {
+        events: EventKind::JobAutoCreated.bit() | EventKind::JobUpdated.bit(),
+        printer_ids: Default::default(),
+    }
+}
+
+#[actix_rt::test]
+async fn with_no_client_taking_statuses_none_is_sent_but_the_live_view_and_jobs_still_follow() {
+    let mut r = rig(&["a"]).await;
+    r.client.set_filter(jobs_only());
+    status(&mut r.creator, printing("a", "one.3mf"));
+    r.creator.commit();
+    // The job's event still goes out; the status none takes is not built or sent.
+    assert_eq!(events(&r.client).await, ["\"job_auto_created\""]);
+    let PrinterEvent::Status(mut later) = printing("a", "one.3mf") else {
+        unreachable!()
+    };
+    later.progress = Some(40.0);
+    status(&mut r.creator, PrinterEvent::Status(later));
+    assert!(events(&r.client).await.is_empty());
+    // REST's live view has the newest status all the same.
+    let id = PrinterId::new("a").unwrap();
+    assert_eq!(r.live.get(&id).unwrap().status.progress, Some(40.0));
+    // A client that takes statuses again gets the next one.
+    r.client.set_filter(crate::broadcast::Filter::default());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    status(&mut r.creator, printing("a", "one.3mf"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got: Vec<serde_json::Value> = r
+        .client
+        .take()
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "printer_status");
+    // The Broadcaster never saw the two statuses nobody took: the job's event was
+    // `seq` 1, and this is 2.
+    assert_eq!(got[0]["seq"], 2);
 }
 
 #[actix_rt::test]
@@ -227,6 +278,7 @@ async fn progress_is_written_when_its_second_comes_and_no_timer_runs_while_nothi
         client,
         db,
         _dir,
+        ..
     } = rig(&["a"]).await;
     let addr = creator.start();
     addr.send(printing("a", "one.3mf")).await.unwrap();
