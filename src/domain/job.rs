@@ -141,6 +141,8 @@ pub struct JobPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub start_time: Option<Option<String>>,
+    /// Only for a job that has ended (completed, failed, cancelled or unknown), or
+    /// with a `status` that ends it; otherwise refused with 422.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub end_time: Option<Option<String>>,

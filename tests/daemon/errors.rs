@@ -209,6 +209,10 @@ async fn bad_edits_change_nothing() {
         json!({"estimated_duration": -5}),
         json!({"filename": "renamed.gcode"}),
         json!({"customer_info": "not an object"}),
+        // A pending job has not ended: an end_time alone, or with a status that is not
+        // an end, would make a job that ended before it started.
+        json!({"end_time": "2026-01-01T00:00:00Z"}),
+        json!({"status": "running", "end_time": "2026-01-01T00:00:00Z"}),
     ] {
         let (c, b) = d.send("PUT", &path, Some(body.clone())).await;
         assert_eq!(c, 422, "{body} -> {b}");

@@ -289,6 +289,12 @@ pub fn apply_patch(job: &mut Job, patch: JobPatch, now: Timestamp) -> Result<(),
         .end_time
         .map(|t| parse_time("end_time", t))
         .transpose()?;
+    let status_after = patch.status.unwrap_or(job.status);
+    if matches!(explicit_end, Some(Some(_))) && !status_after.is_ended() {
+        return Err(invalid(format!(
+            "end_time is only for a job that has ended (completed, failed, cancelled or unknown), and this one would be {status_after}; send the status with it, or leave end_time out"
+        )));
+    }
     if let Some(status) = patch.status
         && status != job.status
     {
@@ -369,6 +375,20 @@ mod tests {
         let e = apply_patch(
             &mut j,
             JobPatch {
+                end_time: Some(Some("2000-01-01T00:00:00Z".into())),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("only for a job that has ended"),
+            "{e}"
+        );
+        let e = apply_patch(
+            &mut j,
+            JobPatch {
+                status: Some(JobStatus::Completed),
                 end_time: Some(Some("2000-01-01T00:00:00Z".into())),
                 ..Default::default()
             },
