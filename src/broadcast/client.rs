@@ -81,9 +81,10 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Whether it takes `printer_status` events of at least one printer.
+    /// Whether it takes `printer_status` events of at least one printer (a printer
+    /// filter narrows which, never whether).
     pub fn takes_statuses(&self) -> bool {
-        self.events == 0 || self.events & EventKind::PrinterStatus.bit() != 0
+        self.accepts(EventKind::PrinterStatus, None)
     }
 
     pub fn accepts(&self, kind: EventKind, printer: Option<&PrinterId>) -> bool {
